@@ -1,0 +1,47 @@
+# The two set-up commands a newcomer needs: `make demo` and `make test`.
+# Both install what they need (uv, the locked virtualenv, Debian packages, the S3 server).
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+SERVICES_ENV := $${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}/services.env
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint unit integration services-up services-down bench clean
+
+venv: .venv/.synced
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q "uv==$(UV_VERSION)"
+	uv sync --frozen
+	@touch $@
+
+demo: venv
+	uv run rayline demo
+
+lint: venv
+	uv run ruff check src tests benchmarks
+	uv run mypy
+
+services-up:
+	deploy/services.sh install
+	deploy/services.sh up
+
+services-down:
+	deploy/services.sh down
+
+# Unit tests need no services; integration tests run against the real services,
+# which are started here and stopped afterwards even when a test fails.
+test: venv lint services-up
+	@set -o pipefail; source $(SERVICES_ENV); \
+	status=0; uv run pytest $(PYTEST_ARGS) || status=$$?; \
+	[ -n "$$KEEP_SERVICES" ] || deploy/services.sh down; exit $$status
+
+unit: venv
+	uv run pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv services-up
+	source $(SERVICES_ENV); uv run pytest tests/integration $(PYTEST_ARGS)
+
+bench: venv services-up
+	source $(SERVICES_ENV); uv run python benchmarks/artifact_throughput.py
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,19 @@
+"""The `rayline` command line: thin commands on top of the library and its clients."""
+
+from __future__ import annotations
+
+import typer
+
+from rayline.cli import db, demo, services
+
+app = typer.Typer(
+    name="rayline",
+    help="Train and serve ML models on Ray clusters.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+app.add_typer(db.app, name="db")
+app.add_typer(services.app, name="services")
+app.command("demo")(demo.run_demo)
+
+__all__ = ["app"]
