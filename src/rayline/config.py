@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8765, ge=1, le=65535)
     api_token: SecretStr | None = None
     cluster_manager_url: str = ""
+    cluster_backend: str = "local"
+    max_live_clusters: int = Field(default=8, ge=1, le=10_000)
+    provision_timeout_seconds: float = Field(default=300, gt=0)
+    reaper_interval_seconds: float = Field(default=5, gt=0)
+    unhealthy_grace_seconds: float = Field(default=30, ge=0)
+    # Logical CPUs are scheduling slots, not cores: local clusters may promise
+    # this many times the host's cores before a spec is refused as impossible.
+    cpu_overcommit: float = Field(default=4, ge=1)
 
     # Ray clusters started by the local backend.
     ray_bind_address: str = LOOPBACK

@@ -1,0 +1,37 @@
+"""`rayline cluster-manager serve`: run the Cluster Manager API."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from rayline.clusters.api.app import create_app
+from rayline.clusters.auth import token_file
+from rayline.config import get_settings
+
+app = typer.Typer(help="The Ray Cluster Manager service.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, help="Listen address (default RAYLINE_API_HOST)."),
+    port: int | None = typer.Option(None, help="Listen port (default RAYLINE_API_PORT)."),
+    log_level: str = typer.Option("info", help="Log level."),
+) -> None:
+    """Serve the API (OpenAPI at /docs) until interrupted; clusters outlive the process."""
+    settings = get_settings()
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    bind_host = host or settings.api_host
+    bind_port = port or settings.api_port
+    if settings.api_token is None:
+        console.print(
+            f"[dim]no RAYLINE_API_TOKEN set: using the token in {token_file(settings)}[/]"
+        )
+    console.print(f"Cluster Manager on http://{bind_host}:{bind_port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=log_level)

@@ -1,0 +1,77 @@
+"""The Cluster Manager's FastAPI application."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from rayline import __version__
+from rayline.clusters.api.routes import clusters, health, services
+from rayline.clusters.errors import (
+    ClusterNotFoundError,
+    QuotaExceededError,
+    UnknownModelVersionError,
+)
+from rayline.clusters.runtime import ManagerRuntime
+from rayline.config import Settings, get_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, run_lifecycle: bool = True) -> FastAPI:
+    """Build the app; the runtime starts with the app's lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = ManagerRuntime.start(settings, run_lifecycle=run_lifecycle)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = FastAPI(
+        title="Rayline Cluster Manager",
+        version=__version__,
+        description="Provisions, watches, discovers and terminates Ray clusters.",
+        lifespan=lifespan,
+    )
+    for router in (clusters.router, services.router, health.router):
+        app.include_router(router)
+    _add_error_handlers(app)
+    app.middleware("http")(_record_latency)
+    return app
+
+
+async def _record_latency(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    runtime: ManagerRuntime | None = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        runtime.metrics.request_seconds.labels(
+            method=request.method,
+            route=getattr(route, "path", "unmatched"),  # templated path: bounded label set
+            status=str(response.status_code),
+        ).observe(time.perf_counter() - started)
+    return response
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def handler(code: int) -> Callable[[Request, Exception], Response]:
+        def respond(_: Request, exc: Exception) -> Response:
+            headers = {"Retry-After": "30"} if code == status.HTTP_429_TOO_MANY_REQUESTS else None
+            return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+        return respond
+
+    app.add_exception_handler(ClusterNotFoundError, handler(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(UnknownModelVersionError, handler(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(QuotaExceededError, handler(status.HTTP_429_TOO_MANY_REQUESTS))

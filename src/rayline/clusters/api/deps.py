@@ -1,0 +1,43 @@
+"""Dependencies of the API routes, gathered as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from rayline.clusters.auth import tokens_match
+from rayline.clusters.runtime import ManagerRuntime
+
+__all__ = ["Authorized", "RuntimeDep", "require_token"]
+
+_bearer = HTTPBearer(auto_error=False, description="RAYLINE_API_TOKEN")
+
+
+def get_runtime(request: Request) -> ManagerRuntime:
+    """The manager's services, created at start-up."""
+    runtime: ManagerRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[ManagerRuntime, Depends(get_runtime)]
+
+
+def require_token(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Refuse the request (401) unless it carries the manager's bearer token."""
+    if credentials is None or not tokens_match(credentials.credentials, runtime.token):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail=(
+                "missing or invalid bearer token; "
+                "send 'Authorization: Bearer $RAYLINE_API_TOKEN'"
+            ),
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+Authorized = Depends(require_token)

@@ -1,0 +1,81 @@
+"""`/v1/clusters`: request, list, inspect, wait on and delete Ray clusters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from rayline.clusters.api.deps import Authorized, RuntimeDep
+from rayline.clusters.api.views import cluster_public, event_public, parse_labels
+from rayline.clusters.schemas import (
+    ClusterCreate,
+    ClusterEventPublic,
+    ClusterPublic,
+    ClustersPublic,
+    ClusterState,
+    Purpose,
+)
+
+router = APIRouter(prefix="/v1/clusters", tags=["clusters"], dependencies=[Authorized])
+
+MAX_WAIT_SECONDS = 60.0
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ClusterPublic)
+def create_cluster(spec: ClusterCreate, runtime: RuntimeDep, response: Response) -> ClusterPublic:
+    """Request a cluster; the same `request_id` returns the same cluster."""
+    cluster, created = runtime.service.create(spec, backend=runtime.backend.name)
+    if created:
+        runtime.provisioner.provision(cluster.id)
+    response.headers["Location"] = f"{router.prefix}/{cluster.id}"
+    return cluster_public(cluster)
+
+
+@router.get("", response_model=ClustersPublic)
+def list_clusters(
+    runtime: RuntimeDep,
+    purpose: Purpose | None = None,
+    state: ClusterState | None = None,
+    label: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> ClustersPublic:
+    """List clusters, newest first."""
+    rows = runtime.service.list(
+        purpose=purpose, state=state, labels=parse_labels(label), limit=limit
+    )
+    return ClustersPublic(data=[cluster_public(c) for c in rows], count=len(rows))
+
+
+@router.get("/{cluster_id}", response_model=ClusterPublic)
+def get_cluster(cluster_id: str, runtime: RuntimeDep) -> ClusterPublic:
+    """One cluster: state, reason, addresses, nodes, timestamps."""
+    return cluster_public(runtime.service.get(cluster_id))
+
+
+@router.get("/{cluster_id}/events", response_model=list[ClusterEventPublic])
+def cluster_events(cluster_id: str, runtime: RuntimeDep) -> list[ClusterEventPublic]:
+    """Every state transition of the cluster, oldest first."""
+    return [event_public(e) for e in runtime.service.events(cluster_id)]
+
+
+@router.delete("/{cluster_id}", status_code=status.HTTP_202_ACCEPTED, response_model=ClusterPublic)
+def delete_cluster(cluster_id: str, runtime: RuntimeDep) -> ClusterPublic:
+    """Terminate a cluster; deleting one that is already ending changes nothing."""
+    cluster, started = runtime.service.request_termination(cluster_id, "deleted through the API")
+    if started:
+        runtime.provisioner.terminate(cluster.id)
+    return cluster_public(cluster)
+
+
+@router.post("/{cluster_id}/wait", response_model=ClusterPublic)
+def wait_for_cluster(
+    cluster_id: str,
+    runtime: RuntimeDep,
+    state: ClusterState = ClusterState.READY,
+    timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 30.0,
+) -> ClusterPublic:
+    """Long-poll: answer once the cluster is in `state`, has ended, or `timeout` passed."""
+    if state == ClusterState.PENDING:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "cannot wait for PENDING")
+    return cluster_public(runtime.service.wait_for(cluster_id, state, timeout))

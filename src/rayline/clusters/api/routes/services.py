@@ -1,0 +1,43 @@
+"""`/v1/services`: serve-service discovery of model endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from rayline.clusters.api.deps import Authorized, RuntimeDep
+from rayline.clusters.api.views import service_public
+from rayline.clusters.schemas import ServiceCreate, ServicePublic, ServicesPublic
+
+router = APIRouter(prefix="/v1/services", tags=["services"], dependencies=[Authorized])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ServicePublic)
+def register_service(spec: ServiceCreate, runtime: RuntimeDep) -> ServicePublic:
+    """Register a serving endpoint (registering a URL again replaces it)."""
+    return service_public(runtime.service.register_service(spec))
+
+
+@router.get("", response_model=ServicesPublic)
+def list_services(runtime: RuntimeDep, model: str | None = None) -> ServicesPublic:
+    """Every registered endpoint, optionally of one model."""
+    rows = runtime.service.list_services(model)
+    return ServicesPublic(data=[service_public(s) for s in rows], count=len(rows))
+
+
+@router.get("/{model}", response_model=ServicesPublic)
+def live_endpoints(model: str, runtime: RuntimeDep) -> ServicesPublic:
+    """The live (not unhealthy) endpoints of one model; 404 when there is none."""
+    rows = [s for s in runtime.service.list_services(model) if s.health != "unhealthy"]
+    if not rows:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no live endpoint for model {model!r}; deploy it with `rayline deploy {model}`",
+        )
+    return ServicesPublic(data=[service_public(s) for s in rows], count=len(rows))
+
+
+@router.delete("/{service_id}", status_code=status.HTTP_204_NO_CONTENT)
+def deregister_service(service_id: int, runtime: RuntimeDep) -> Response:
+    """Remove an endpoint; removing one that is gone changes nothing."""
+    runtime.service.deregister_service(service_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,170 @@
+"""The lifecycle manager: health checks, TTL and idle reaping, restart reconciliation.
+
+One background loop per manager. Each pass probes every READY or UNHEALTHY
+cluster, moves it between READY and UNHEALTHY, fails the ones whose processes
+died (and cleans them), and reaps clusters past their TTL or idle timeout, except
+a serving cluster that still backs a registered endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from rayline.clusters.backends.base import ClusterBackend
+from rayline.clusters.metrics import ManagerMetrics
+from rayline.clusters.provisioner import Provisioner
+from rayline.clusters.service import ClusterService
+from rayline.config import Settings
+from rayline.metadata.enums import ClusterState
+from rayline.metadata.models import Cluster
+from rayline.metadata.types import utcnow
+
+__all__ = ["LifecycleManager"]
+
+log = logging.getLogger(__name__)
+
+
+class LifecycleManager:
+    """Watches live clusters and ends the ones that are dead, expired or idle."""
+
+    def __init__(
+        self,
+        *,
+        service: ClusterService,
+        provisioner: Provisioner,
+        backend: ClusterBackend,
+        settings: Settings,
+        metrics: ManagerMetrics,
+    ) -> None:
+        self._service = service
+        self._provisioner = provisioner
+        self._backend = backend
+        self._settings = settings
+        self._metrics = metrics
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ loop
+    def start(self) -> None:
+        """Start the background loop (reconciles once first)."""
+        self.reconcile()
+        self._thread = threading.Thread(target=self._loop, name="lifecycle", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop; clusters keep running and are re-adopted on the next start."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._settings.reaper_interval_seconds):
+            try:
+                self.run_once()
+            except Exception:  # keep the loop alive; the failure is counted and logged
+                self._metrics.reaper_errors.inc()
+                log.exception("lifecycle pass failed; retrying next interval")
+
+    def run_once(self) -> None:
+        """One pass: health, expiry, then the per-state gauge."""
+        backing = self._service.clusters_backing_services()
+        now = utcnow()
+        for state in (ClusterState.READY, ClusterState.UNHEALTHY):
+            for cluster in self._service.list(state=state):
+                if self._check_health(cluster, now):
+                    self._check_expiry(cluster, backing, now)
+        self._publish_counts()
+
+    def _publish_counts(self) -> None:
+        self._metrics.clusters.clear()
+        for (state, purpose), count in self._service.counts_by_state().items():
+            self._metrics.clusters.labels(state=state, purpose=purpose).set(count)
+
+    # ------------------------------------------------------------ health
+    def _check_health(self, cluster: Cluster, now: datetime) -> bool:
+        """Probe one cluster; returns True when it is still alive afterwards."""
+        handle = self._backend.load_handle(cluster.backend_handle)
+        expected = 1 + int(cluster.spec.get("worker_count", 0))
+        report = self._backend.probe(handle, expected_nodes=expected)
+        state = ClusterState(cluster.state)
+        if report.ready:
+            if state == ClusterState.UNHEALTHY:
+                self._service.move(cluster.id, ClusterState.READY, "recovered: " + report.summary)
+                self._count("recovered")
+            self._service.update(cluster.id, nodes=report.nodes)
+            return True
+        if state == ClusterState.READY:
+            what = "processes died" if report.dead else "health check failed"
+            self._service.move(cluster.id, ClusterState.UNHEALTHY, f"{what}: {report.reason}")
+            self._count("unhealthy")
+            return True
+        unhealthy_for = (now - cluster.updated_at).total_seconds()
+        if report.dead or unhealthy_for >= self._settings.unhealthy_grace_seconds:
+            reason = "processes died" if report.dead else f"unhealthy for {unhealthy_for:.0f}s"
+            self._provisioner.fail(cluster.id, f"{reason}: {report.reason}")
+            self._count("failed")
+            return False
+        return True
+
+    # ------------------------------------------------------------ expiry
+    def _check_expiry(self, cluster: Cluster, backing: set[str], now: datetime) -> None:
+        if cluster.id in backing:
+            return  # never reap a cluster that still serves a registered endpoint
+        age = (now - cluster.created_at).total_seconds()
+        if cluster.ttl_seconds is not None and age >= cluster.ttl_seconds:
+            self._reap(cluster, f"TTL of {cluster.ttl_seconds}s expired", "ttl")
+            return
+        if cluster.idle_timeout_seconds is None or cluster.state != ClusterState.READY:
+            return
+        activity = self._backend.activity(self._backend.load_handle(cluster.backend_handle))
+        if activity.busy:
+            self._service.update(cluster.id, last_active_at=now)
+            return
+        last_active = cluster.last_active_at or cluster.ready_at or cluster.created_at
+        idle_for = (now - last_active).total_seconds()
+        if idle_for >= cluster.idle_timeout_seconds:
+            self._reap(
+                cluster,
+                f"idle for {idle_for:.0f}s (no running Ray job, no Serve app; "
+                f"timeout {cluster.idle_timeout_seconds}s)",
+                "idle",
+            )
+
+    def _reap(self, cluster: Cluster, reason: str, action: str) -> None:
+        _, started = self._service.request_termination(cluster.id, reason)
+        if started:
+            self._provisioner.terminate(cluster.id)
+            self._count(action)
+
+    def _count(self, action: str) -> None:
+        self._metrics.reaper_actions.labels(action=action).inc()
+
+    # ------------------------------------------------------------ restart
+    def reconcile(self) -> None:
+        """After a (re)start: adopt live clusters, finish interrupted work, clean the lost."""
+        for cluster in self._service.list(limit=100_000):
+            state = ClusterState(cluster.state)
+            if state == ClusterState.TERMINATING:
+                self._provisioner.terminate(cluster.id)
+            elif state == ClusterState.PENDING:
+                self._provisioner.provision(cluster.id)
+            elif state in (ClusterState.PROVISIONING, ClusterState.READY, ClusterState.UNHEALTHY):
+                self._adopt(cluster, state)
+
+    def _adopt(self, cluster: Cluster, state: ClusterState) -> None:
+        handle = (
+            self._backend.load_handle(cluster.backend_handle) if cluster.backend_handle else None
+        )
+        if handle is not None and self._backend.adopt(handle):
+            log.info("cluster %s: re-adopted in %s after manager restart", cluster.id, state)
+            self._service.update(
+                cluster.id, state_reason=f"re-adopted after manager restart ({state})"
+            )
+            self._count("adopted")
+            if state == ClusterState.PROVISIONING:
+                self._provisioner.resume(cluster.id)
+            return
+        self._provisioner.fail(cluster.id, "lost: its processes were gone after a manager restart")
+        self._count("lost")

@@ -1,0 +1,164 @@
+"""Wire schemas of the Cluster Manager API, separate from the database tables.
+
+`XCreate` is what a client sends, `XPublic` what the API answers, `XsPublic` a
+page of them. Every request schema forbids unknown fields so a typo is a 422
+naming the field, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rayline.metadata.enums import ClusterPurpose as Purpose
+from rayline.metadata.enums import ClusterState
+
+__all__ = [
+    "ClusterCreate",
+    "ClusterEventPublic",
+    "ClusterPublic",
+    "ClusterState",
+    "ClustersPublic",
+    "NodePublic",
+    "Purpose",
+    "ResourceSpec",
+    "ServiceCreate",
+    "ServicePublic",
+    "ServicesPublic",
+]
+
+# DNS-label-like names: safe in process titles, file names, Kubernetes resources.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_./]{0,61}[A-Za-z0-9])?$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.:]{0,127}$"
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,127}$"
+MAX_TTL_SECONDS = 30 * 24 * 3600
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResourceSpec(_Strict):
+    """Resources of one Ray node."""
+
+    cpus: float = Field(default=1, ge=0, le=1024, description="Logical CPUs (num-cpus).")
+    memory_mb: int | None = Field(
+        default=None, ge=64, le=16 * 1024 * 1024, description="Memory for Ray tasks, MiB."
+    )
+    gpus: int = Field(default=0, ge=0, le=64)
+    custom: dict[
+        Annotated[str, Field(pattern=LABEL_KEY_PATTERN)], Annotated[float, Field(ge=0)]
+    ] = Field(default_factory=dict, max_length=32, description="Custom Ray resources.")
+
+
+class ClusterCreate(_Strict):
+    """A request for a Ray cluster."""
+
+    name: Name
+    purpose: Purpose
+    head: ResourceSpec = Field(default_factory=ResourceSpec)
+    worker: ResourceSpec = Field(default_factory=ResourceSpec)
+    worker_count: int = Field(default=0, ge=0, le=64)
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+    ttl_seconds: int = Field(default=3600, ge=1, le=MAX_TTL_SECONDS)
+    idle_timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TTL_SECONDS)
+    labels: dict[
+        Annotated[str, Field(pattern=LABEL_KEY_PATTERN)], Annotated[str, Field(max_length=63)]
+    ] = Field(default_factory=dict, max_length=32)
+    request_id: Annotated[str, Field(pattern=REQUEST_ID_PATTERN)] | None = Field(
+        default=None,
+        description="Client idempotency key: the same request_id returns the same cluster.",
+    )
+
+    @field_validator("runtime_env")
+    @classmethod
+    def _runtime_env_is_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(str(value)) > 64 * 1024:
+            raise ValueError("runtime_env is larger than 64 KiB; ship code as a package instead")
+        return value
+
+
+class NodePublic(BaseModel):
+    """One Ray node of a cluster as last probed."""
+
+    node_id: str | None = None
+    role: Literal["head", "worker"]
+    alive: bool
+    resources: dict[str, float] = Field(default_factory=dict)
+
+
+class ClusterPublic(BaseModel):
+    """A cluster as the API shows it."""
+
+    id: str
+    name: str
+    purpose: Purpose
+    state: ClusterState
+    reason: str | None = None
+    backend: str
+    head_address: str | None = None
+    dashboard_url: str | None = None
+    job_api_url: str | None = None
+    nodes: list[NodePublic] = Field(default_factory=list)
+    worker_count: int
+    labels: dict[str, str] = Field(default_factory=dict)
+    ttl_seconds: int
+    idle_timeout_seconds: int | None = None
+    request_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    ready_at: datetime | None = None
+    terminated_at: datetime | None = None
+
+
+class ClustersPublic(BaseModel):
+    """A list of clusters."""
+
+    data: list[ClusterPublic]
+    count: int
+
+
+class ClusterEventPublic(BaseModel):
+    """One state transition of a cluster."""
+
+    from_state: ClusterState | None
+    to_state: ClusterState
+    reason: str | None
+    created_at: datetime
+
+
+class ServiceCreate(_Strict):
+    """A serving endpoint registered by a deployment."""
+
+    model_name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN)]
+    model_version: int = Field(ge=1)
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=512)]
+    cluster_id: str | None = Field(default=None, max_length=64)
+    deployment_id: str | None = Field(default=None, max_length=32)
+    health: Literal["unknown", "healthy", "unhealthy"] = "unknown"
+
+
+class ServicePublic(BaseModel):
+    """A registered serving endpoint."""
+
+    id: int
+    model_name: str
+    model_version: int
+    url: str
+    cluster_id: str | None
+    deployment_id: str | None
+    health: str
+    registered_at: datetime
+    last_checked_at: datetime | None = None
+
+
+class ServicesPublic(BaseModel):
+    """A list of serving endpoints."""
+
+    data: list[ServicePublic]
+    count: int

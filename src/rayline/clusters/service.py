@@ -1,0 +1,299 @@
+"""The Cluster Manager's core: cluster requests, state, quota and discovery.
+
+The API routes call this class; it owns every write to the cluster tables and
+hands the slow work (starting and stopping Ray) to the `Provisioner` threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rayline.clusters.errors import (
+    ClusterNotFoundError,
+    QuotaExceededError,
+    UnknownModelVersionError,
+)
+from rayline.clusters.schemas import ClusterCreate, ServiceCreate
+from rayline.config import Settings
+from rayline.metadata.clusters import record_transition
+from rayline.metadata.enums import ClusterPurpose, ClusterState, EndpointHealth
+from rayline.metadata.errors import ClusterNotFoundError as StoredClusterMissing
+from rayline.metadata.errors import InvalidTransitionError
+from rayline.metadata.models import Cluster, ClusterEvent, ModelVersion, ServiceEndpoint
+from rayline.metadata.types import utcnow
+
+__all__ = ["LIVE_STATES", "ClusterService"]
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = (
+    ClusterState.PENDING,
+    ClusterState.PROVISIONING,
+    ClusterState.READY,
+    ClusterState.UNHEALTHY,
+)
+# Quota and idempotency checks must not interleave between two requests (or two
+# replicas on one Postgres): one advisory lock key for "create a cluster".
+_CREATE_LOCK_KEY = 0x7261796C  # "rayl"
+
+
+class ClusterService:
+    """Create, read, delete and wait on clusters; register serving endpoints."""
+
+    def __init__(self, *, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._create_lock = threading.Lock()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    # ------------------------------------------------------------ clusters
+    def create(self, spec: ClusterCreate, *, backend: str) -> tuple[Cluster, bool]:
+        """Record a cluster request in PENDING, or return the one with the same request_id.
+
+        Returns:
+            The cluster and whether it was created by this call.
+
+        Raises:
+            QuotaExceededError: the live-cluster quota is reached.
+        """
+        with self._create_lock, self.session() as session:
+            self._lock_creates(session)
+            if spec.request_id is not None:
+                existing = session.scalar(
+                    select(Cluster).where(Cluster.request_id == spec.request_id)
+                )
+                if existing is not None:
+                    return existing, False
+            live = session.scalar(
+                select(func.count()).select_from(Cluster).where(Cluster.state.in_(LIVE_STATES))
+            )
+            quota = self._settings.max_live_clusters
+            if (live or 0) >= quota:
+                raise QuotaExceededError(live=live or 0, quota=quota)
+            cluster = Cluster(
+                name=spec.name,
+                purpose=spec.purpose,
+                state=ClusterState.PENDING,
+                state_reason="requested",
+                backend=backend,
+                spec=spec.model_dump(mode="json"),
+                request_id=spec.request_id,
+                labels=dict(spec.labels),
+                ttl_seconds=spec.ttl_seconds,
+                idle_timeout_seconds=spec.idle_timeout_seconds,
+                nodes=[],
+                backend_handle={},
+            )
+            session.add(cluster)
+            session.flush()
+            session.add(
+                ClusterEvent(
+                    cluster_id=cluster.id,
+                    from_state=ClusterState.PENDING,
+                    to_state=ClusterState.PENDING,
+                    reason="requested",
+                )
+            )
+            session.expunge(cluster)
+            return cluster, True
+
+    def _lock_creates(self, session: Session) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK_KEY})
+
+    def get(self, cluster_id: str) -> Cluster:
+        """Return one cluster.
+
+        Raises:
+            ClusterNotFoundError: no cluster has this id.
+        """
+        with self.session() as session:
+            cluster = session.get(Cluster, cluster_id)
+            if cluster is None:
+                raise ClusterNotFoundError(cluster_id)
+            session.expunge(cluster)
+            return cluster
+
+    def list(
+        self,
+        *,
+        purpose: ClusterPurpose | None = None,
+        state: ClusterState | None = None,
+        labels: dict[str, str] | None = None,
+        limit: int = 1000,
+    ) -> list[Cluster]:
+        """Return clusters, newest first, filtered by purpose, state and labels."""
+        query = select(Cluster).order_by(Cluster.created_at.desc(), Cluster.id)
+        if purpose is not None:
+            query = query.where(Cluster.purpose == purpose)
+        if state is not None:
+            query = query.where(Cluster.state == state)
+        with self.session() as session:
+            rows = list(session.scalars(query.limit(limit if not labels else None)))
+            session.expunge_all()
+        if labels:
+            # Label filters run in Python: JSON containment differs between SQLite
+            # and Postgres, and the live set is small.
+            rows = [r for r in rows if all(r.labels.get(k) == v for k, v in labels.items())]
+            rows = rows[:limit]
+        return rows
+
+    def events(self, cluster_id: str) -> list[ClusterEvent]:
+        """Return the cluster's state transitions, oldest first."""
+        with self.session() as session:
+            if session.get(Cluster, cluster_id) is None:
+                raise ClusterNotFoundError(cluster_id)
+            rows = list(
+                session.scalars(
+                    select(ClusterEvent)
+                    .where(ClusterEvent.cluster_id == cluster_id)
+                    .order_by(ClusterEvent.id)
+                )
+            )
+            session.expunge_all()
+            return rows
+
+    def request_termination(self, cluster_id: str, reason: str) -> tuple[Cluster, bool]:
+        """Move a live cluster to TERMINATING; idempotent for clusters already ending.
+
+        Returns:
+            The cluster and whether this call started its termination.
+        """
+        started = self.move(cluster_id, ClusterState.TERMINATING, reason)
+        return self.get(cluster_id), started
+
+    def wait_for(self, cluster_id: str, state: ClusterState, timeout: float) -> Cluster:
+        """Poll until the cluster is in ``state``, has ended, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            cluster = self.get(cluster_id)
+            current = ClusterState(cluster.state)
+            if current == state or current.is_terminal() or time.monotonic() >= deadline:
+                return cluster
+            time.sleep(0.1)
+
+    def update(self, cluster_id: str, **fields: Any) -> None:
+        """Set plain columns (addresses, handle, nodes, activity) on a cluster."""
+        with self.session() as session:
+            cluster = session.get(Cluster, cluster_id)
+            if cluster is None:
+                raise ClusterNotFoundError(cluster_id)
+            for name, value in fields.items():
+                setattr(cluster, name, value)
+
+    def move(self, cluster_id: str, to_state: ClusterState, reason: str, **fields: Any) -> bool:
+        """Transition a cluster and set columns in the same transaction.
+
+        Returns False (and changes nothing) when the lifecycle forbids the move,
+        e.g. the reaper marking unhealthy a cluster a user deleted a moment ago.
+
+        Raises:
+            ClusterNotFoundError: no cluster has this id.
+        """
+        with self.session() as session:
+            try:
+                cluster = record_transition(session, cluster_id, to_state, reason)
+            except InvalidTransitionError:
+                return False
+            except StoredClusterMissing:
+                raise ClusterNotFoundError(cluster_id) from None
+            for name, value in fields.items():
+                setattr(cluster, name, value)
+        log.info("cluster %s -> %s (%s)", cluster_id, to_state, reason)
+        return True
+
+    def counts_by_state(self) -> dict[tuple[str, str], int]:
+        """Return the number of clusters per (state, purpose), for metrics."""
+        with self.session() as session:
+            rows = session.execute(
+                select(Cluster.state, Cluster.purpose, func.count()).group_by(
+                    Cluster.state, Cluster.purpose
+                )
+            )
+            return {(str(s), str(p)): n for s, p, n in rows}
+
+    # ------------------------------------------------------------ services
+    def register_service(self, spec: ServiceCreate) -> ServiceEndpoint:
+        """Register (or replace, by URL) a serving endpoint.
+
+        Raises:
+            UnknownModelVersionError: the model version is not registered.
+            ClusterNotFoundError: the backing cluster does not exist.
+        """
+        with self.session() as session:
+            version = session.scalar(
+                select(ModelVersion.id).where(
+                    ModelVersion.model_name == spec.model_name,
+                    ModelVersion.version == spec.model_version,
+                )
+            )
+            if version is None:
+                raise UnknownModelVersionError(spec.model_name, spec.model_version)
+            if spec.cluster_id is not None and session.get(Cluster, spec.cluster_id) is None:
+                raise ClusterNotFoundError(spec.cluster_id)
+            endpoint = session.scalar(
+                select(ServiceEndpoint).where(ServiceEndpoint.url == spec.url)
+            )
+            if endpoint is None:
+                endpoint = ServiceEndpoint(url=spec.url)
+                session.add(endpoint)
+            endpoint.model_name = spec.model_name
+            endpoint.model_version = spec.model_version
+            endpoint.cluster_id = spec.cluster_id
+            endpoint.deployment_id = spec.deployment_id
+            endpoint.health = EndpointHealth(spec.health)
+            endpoint.registered_at = utcnow()
+            try:
+                session.flush()
+            except IntegrityError as exc:  # e.g. a deployment id that does not exist
+                raise UnknownModelVersionError(
+                    spec.model_name, spec.model_version, detail=str(exc.orig)
+                ) from exc
+            session.expunge(endpoint)
+            return endpoint
+
+    def list_services(self, model: str | None = None) -> list[ServiceEndpoint]:
+        """Return registered endpoints, optionally of one model, newest version first."""
+        query = select(ServiceEndpoint).order_by(
+            ServiceEndpoint.model_name, ServiceEndpoint.model_version.desc()
+        )
+        if model is not None:
+            query = query.where(ServiceEndpoint.model_name == model)
+        with self.session() as session:
+            rows = list(session.scalars(query))
+            session.expunge_all()
+            return rows
+
+    def deregister_service(self, service_id: int) -> bool:
+        """Remove an endpoint; returns False when it was already gone."""
+        with self.session() as session:
+            endpoint = session.get(ServiceEndpoint, service_id)
+            if endpoint is None:
+                return False
+            session.delete(endpoint)
+            return True
+
+    def clusters_backing_services(self) -> set[str]:
+        """Ids of clusters that back a registered, not-unhealthy endpoint."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(ServiceEndpoint.cluster_id).where(
+                    ServiceEndpoint.cluster_id.is_not(None),
+                    ServiceEndpoint.health != EndpointHealth.UNHEALTHY,
+                )
+            )
+            return {r for r in rows if r}
