@@ -71,10 +71,15 @@ class LifecycleManager:
         """One pass: health, expiry, then the per-state gauge."""
         backing = self._service.clusters_backing_services()
         now = utcnow()
-        for state in (ClusterState.READY, ClusterState.UNHEALTHY):
-            for cluster in self._service.list(state=state):
-                if self._check_health(cluster, now):
-                    self._check_expiry(cluster, backing, now)
+        # Snapshot first: a cluster marked UNHEALTHY in this pass waits for the next.
+        watched = [
+            cluster
+            for state in (ClusterState.READY, ClusterState.UNHEALTHY)
+            for cluster in self._service.list(state=state)
+        ]
+        for cluster in watched:
+            if self._check_health(cluster, now):
+                self._check_expiry(cluster, backing, now)
         self._publish_counts()
 
     def _publish_counts(self) -> None:

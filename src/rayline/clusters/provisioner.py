@@ -22,6 +22,7 @@ from rayline.clusters.service import ClusterService
 from rayline.config import Settings
 from rayline.metadata.enums import ClusterState
 from rayline.metadata.models import Cluster
+from rayline.metadata.types import utcnow
 
 __all__ = ["Provisioner", "capacity_problem", "to_backend_request"]
 
@@ -151,7 +152,13 @@ class Provisioner:
                 reason = (
                     f"GCS healthy, {report.alive_nodes}/{expected} nodes alive, job API answering"
                 )
-                if self._service.move(cluster_id, ClusterState.READY, reason, nodes=report.nodes):
+                if self._service.move(
+                    cluster_id,
+                    ClusterState.READY,
+                    reason,
+                    nodes=report.nodes,
+                    last_active_at=utcnow(),
+                ):
                     elapsed = time.time() - cluster.created_at.timestamp()
                     self._metrics.provisioning_seconds.labels(
                         purpose=str(cluster.purpose), backend=self._backend.name

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.clusters.api.fakes import TOKEN, FakeBackend
 
 from rayline.clusters import backends
 from rayline.clusters.api.app import create_app
 from rayline.config import Settings
+from tests.unit.clusters.api.fakes import TOKEN, FakeBackend
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
 from tests.unit.clusters.api.fakes import FakeBackend, runtime, spec, wait_state
 
 

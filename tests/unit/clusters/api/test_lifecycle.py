@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.unit.clusters.api.fakes import FakeBackend, runtime, spec, wait_state
 
 from rayline.clusters.runtime import ManagerRuntime
 from rayline.metadata.models import Cluster
+from tests.unit.clusters.api.fakes import FakeBackend, runtime, spec, wait_state
 
 
 def age(rt: ManagerRuntime, cluster_id: str, seconds: float, column: str = "created_at") -> None:
