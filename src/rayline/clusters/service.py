@@ -103,7 +103,7 @@ class ClusterService:
             session.add(
                 ClusterEvent(
                     cluster_id=cluster.id,
-                    from_state=ClusterState.PENDING,
+                    from_state=None,
                     to_state=ClusterState.PENDING,
                     reason="requested",
                 )
