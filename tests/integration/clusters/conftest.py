@@ -46,10 +46,10 @@ def fresh_pg_url(pg_admin_url: URL) -> Iterator[URL]:
 class ManagerProcess:
     """`rayline cluster-manager serve` in a process group of its own."""
 
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds secrets
     port: int
     log: Path
-    token: str
+    token: str = field(repr=False)
     process: subprocess.Popen[bytes] | None = None
     clients: list[ClusterManagerClient] = field(default_factory=list)
 
@@ -60,7 +60,7 @@ class ManagerProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "rayline.cli", "cluster-manager", "serve"],
+                [sys.executable, "-m", "rayline", "cluster-manager", "serve"],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

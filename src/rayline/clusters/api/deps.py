@@ -33,8 +33,7 @@ def require_token(
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail=(
-                "missing or invalid bearer token; "
-                "send 'Authorization: Bearer $RAYLINE_API_TOKEN'"
+                "missing or invalid bearer token; send 'Authorization: Bearer $RAYLINE_API_TOKEN'"
             ),
             headers={"WWW-Authenticate": "Bearer"},
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from rayline.clusters.api.deps import Authorized, RuntimeDep
 from rayline.clusters.api.views import cluster_public, event_public, parse_labels
@@ -16,6 +16,8 @@ from rayline.clusters.schemas import (
     ClusterState,
     Purpose,
 )
+
+ClusterId = Annotated[str, Path(min_length=1, max_length=64)]
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"], dependencies=[Authorized])
 
@@ -48,19 +50,19 @@ def list_clusters(
 
 
 @router.get("/{cluster_id}", response_model=ClusterPublic)
-def get_cluster(cluster_id: str, runtime: RuntimeDep) -> ClusterPublic:
+def get_cluster(cluster_id: ClusterId, runtime: RuntimeDep) -> ClusterPublic:
     """One cluster: state, reason, addresses, nodes, timestamps."""
     return cluster_public(runtime.service.get(cluster_id))
 
 
 @router.get("/{cluster_id}/events", response_model=list[ClusterEventPublic])
-def cluster_events(cluster_id: str, runtime: RuntimeDep) -> list[ClusterEventPublic]:
+def cluster_events(cluster_id: ClusterId, runtime: RuntimeDep) -> list[ClusterEventPublic]:
     """Every state transition of the cluster, oldest first."""
     return [event_public(e) for e in runtime.service.events(cluster_id)]
 
 
 @router.delete("/{cluster_id}", status_code=status.HTTP_202_ACCEPTED, response_model=ClusterPublic)
-def delete_cluster(cluster_id: str, runtime: RuntimeDep) -> ClusterPublic:
+def delete_cluster(cluster_id: ClusterId, runtime: RuntimeDep) -> ClusterPublic:
     """Terminate a cluster; deleting one that is already ending changes nothing."""
     cluster, started = runtime.service.request_termination(cluster_id, "deleted through the API")
     if started:
@@ -70,7 +72,7 @@ def delete_cluster(cluster_id: str, runtime: RuntimeDep) -> ClusterPublic:
 
 @router.post("/{cluster_id}/wait", response_model=ClusterPublic)
 def wait_for_cluster(
-    cluster_id: str,
+    cluster_id: ClusterId,
     runtime: RuntimeDep,
     state: ClusterState = ClusterState.READY,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 30.0,

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from rayline.clusters.api.deps import Authorized, RuntimeDep
 from rayline.clusters.api.views import service_public
-from rayline.clusters.schemas import ServiceCreate, ServicePublic, ServicesPublic
+from rayline.clusters.schemas import (
+    MODEL_NAME_PATTERN,
+    ServiceCreate,
+    ServicePublic,
+    ServicesPublic,
+)
+
+ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)]
+ServiceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 router = APIRouter(prefix="/v1/services", tags=["services"], dependencies=[Authorized])
 
@@ -18,14 +28,17 @@ def register_service(spec: ServiceCreate, runtime: RuntimeDep) -> ServicePublic:
 
 
 @router.get("", response_model=ServicesPublic)
-def list_services(runtime: RuntimeDep, model: str | None = None) -> ServicesPublic:
+def list_services(
+    runtime: RuntimeDep,
+    model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN, max_length=128)] = None,
+) -> ServicesPublic:
     """Every registered endpoint, optionally of one model."""
     rows = runtime.service.list_services(model)
     return ServicesPublic(data=[service_public(s) for s in rows], count=len(rows))
 
 
 @router.get("/{model}", response_model=ServicesPublic)
-def live_endpoints(model: str, runtime: RuntimeDep) -> ServicesPublic:
+def live_endpoints(model: ModelName, runtime: RuntimeDep) -> ServicesPublic:
     """The live (not unhealthy) endpoints of one model; 404 when there is none."""
     rows = [s for s in runtime.service.list_services(model) if s.health != "unhealthy"]
     if not rows:
@@ -37,7 +50,7 @@ def live_endpoints(model: str, runtime: RuntimeDep) -> ServicesPublic:
 
 
 @router.delete("/{service_id}", status_code=status.HTTP_204_NO_CONTENT)
-def deregister_service(service_id: int, runtime: RuntimeDep) -> Response:
+def deregister_service(service_id: ServiceId, runtime: RuntimeDep) -> Response:
     """Remove an endpoint; removing one that is gone changes nothing."""
     runtime.service.deregister_service(service_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
