@@ -64,3 +64,10 @@ def pg_empty_database_url(pg_admin_url: URL) -> Iterator[URL]:
     """A fresh, empty database for one test that must start from nothing."""
     with _temporary_database(pg_admin_url) as url:
         yield url
+
+
+# --- Cluster Manager (fixtures defined in tests/integration/manager.py) -------
+
+from tests.integration.manager import fresh_pg_url, manager_factory  # noqa: E402
+
+__all__ = ["fresh_pg_url", "manager_factory"]

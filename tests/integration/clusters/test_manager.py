@@ -12,8 +12,8 @@ from ray.job_submission import JobStatus, JobSubmissionClient
 
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ResourceSpec
-from tests.integration.clusters.conftest import ManagerProcess
 from tests.integration.clusters.leaks import assert_no_ray_left, head_pgid, ray_pids_of
+from tests.integration.manager import ManagerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,7 @@
-"""A real Cluster Manager process on real Postgres, starting real Ray clusters."""
+"""A real Cluster Manager process on real Postgres, starting real Ray clusters.
+
+Its fixtures are registered in tests/integration/conftest.py for every integration test.
+"""
 
 from __future__ import annotations
 
