@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rayline.cli import cluster_manager, db, demo, services
+from rayline.cli import cluster_manager, clusters, db, demo, services
 
 app = typer.Typer(
     name="rayline",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(services.app, name="services")
 app.add_typer(cluster_manager.app, name="cluster-manager")
+app.add_typer(clusters.app, name="clusters")
 app.command("demo")(demo.run_demo)
 
 __all__ = ["app"]

@@ -358,14 +358,21 @@ def _cluster_table(c: ClusterPublic) -> Table:
 def _nodes_table(c: ClusterPublic) -> Table:
     table = Table("ROLE", "NODE ID", "ALIVE", "RESOURCES", title="nodes", title_justify="left")
     for node in c.nodes:
-        resources = ", ".join(f"{k}={v:g}" for k, v in sorted(node.resources.items()))
+        resources = ", ".join(_resource(k, v) for k, v in sorted(node.resources.items()))
         table.add_row(
             node.role,
             Text(node.node_id or "-", overflow="fold"),
             "[green]yes[/]" if node.alive else "[red]no[/]",
-            Text(resources or "-"),
+            Text(resources or "-", overflow="fold"),
         )
     return table
+
+
+def _resource(name: str, amount: float) -> str:
+    # Ray counts memory in bytes; GiB reads better.
+    if name in ("memory", "object_store_memory"):
+        return f"{name}={amount / 2**30:.1f}GiB"
+    return f"{name}={amount:g}"
 
 
 def _events_table(cluster_id: str, rows: list[ClusterEventPublic]) -> Table:

@@ -168,10 +168,8 @@ class Provisioner:
                 self._fail(cluster_id, f"Ray exited while starting: {report.reason}")
                 return
             if time.time() > deadline:
-                self._fail(
-                    cluster_id,
-                    f"not READY after {self._settings.provision_timeout_seconds:g}s: {report.reason}",
-                )
+                limit = self._settings.provision_timeout_seconds
+                self._fail(cluster_id, f"not READY after {limit:g}s: {report.summary}")
                 return
             time.sleep(_PROBE_INTERVAL_SECONDS)
 

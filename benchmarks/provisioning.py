@@ -1,0 +1,220 @@
+"""Provisioning latency of the Cluster Manager against a bare `ray start --head`.
+
+Part 1, alternating in one run: (a) baseline, `ray start --head --block` on free
+ports, then poll the dashboard until GCS is healthy and the job API answers;
+(b) ours, `POST /v1/clusters` (head only) on a running manager, then long-poll
+until READY (GCS healthy, the node alive, job API answering). Medians and the
+ratio ours/baseline are printed; the target is <= 1.10.
+
+Part 2: p50/p99 latency of `GET /v1/clusters` with 200 cluster records under 16
+concurrent clients.
+
+    uv run python benchmarks/provisioning.py [--runs 5] [--requests 800]
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import insert
+
+from rayline.clusters.client import ClusterManagerClient
+from rayline.clusters.schemas import ClusterCreate, ResourceSpec
+from rayline.metadata.db import create_engine_for
+from rayline.metadata.enums import ClusterPurpose, ClusterState
+from rayline.metadata.models import Cluster
+
+console = Console()
+app = typer.Typer(add_completion=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def baseline_once(workdir: Path) -> float:
+    """Seconds from `ray start --head` to GCS healthy and job API answering."""
+    temp = Path(tempfile.mkdtemp(prefix="b", dir="/tmp"))
+    gcs, dash = free_port(), free_port()
+    command = [
+        shutil.which("ray") or "ray", "start", "--head", "--block",
+        "--node-ip-address=127.0.0.1", f"--port={gcs}", "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dash}", f"--temp-dir={temp}", "--num-cpus=1",
+        "--disable-usage-stats",
+    ]  # fmt: skip
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    started = time.monotonic()
+    with (workdir / "baseline.log").open("ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        deadline = started + 180
+        wait_http(f"http://127.0.0.1:{dash}/api/gcs_healthz", deadline)
+        wait_http(f"http://127.0.0.1:{dash}/api/jobs/", deadline)
+        return time.monotonic() - started
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def ours_once(client: ClusterManagerClient, run: int) -> float:
+    """Seconds from `POST /v1/clusters` to READY; the cluster is deleted afterwards."""
+    spec = ClusterCreate(
+        name=f"bench-{run}", purpose=ClusterPurpose.TRAINING, head=ResourceSpec(cpus=1)
+    )
+    started = time.monotonic()
+    cluster = client.create_cluster(spec)
+    client.wait_until_ready(cluster.id, timeout=180)
+    elapsed = time.monotonic() - started
+    client.delete_cluster(cluster.id)
+    client.wait_until(cluster.id, state=ClusterState.TERMINATED, timeout=120)
+    return elapsed
+
+
+@contextmanager
+def manager(workdir: Path) -> Iterator[tuple[ClusterManagerClient, str]]:
+    """A Cluster Manager process on SQLite in `workdir`."""
+    token = secrets.token_urlsafe(32)
+    port = free_port()
+    database_url = f"sqlite:///{workdir / 'meta.db'}"
+    env = {
+        **os.environ,
+        "RAYLINE_HOME": str(workdir / "home"),
+        "RAYLINE_DATABASE_URL": database_url,
+        "RAYLINE_API_TOKEN": token,
+        "RAYLINE_API_PORT": str(port),
+        "RAYLINE_MAX_LIVE_CLUSTERS": "1000",
+    }
+    with (workdir / "manager.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rayline", "cluster-manager", "serve", "--log-level", "warning"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", time.monotonic() + 60)
+        with ClusterManagerClient(f"http://127.0.0.1:{port}", token=token, timeout=70) as client:
+            yield client, database_url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def seed_records(database_url: str, count: int) -> None:
+    """Insert `count` ended cluster records, as a long-running manager accumulates."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": f"rc-seed{i:08d}", "name": f"seed-{i}", "purpose": ClusterPurpose.TRAINING,
+            "state": ClusterState.TERMINATED, "state_reason": "seeded", "backend": "local",
+            "spec": {"worker_count": 0}, "labels": {"team": "bench"}, "nodes": [],
+            "backend_handle": {}, "ttl_seconds": 3600, "created_at": now, "updated_at": now,
+        }
+        for i in range(count)
+    ]  # fmt: skip
+    engine = create_engine_for(database_url)
+    with engine.begin() as connection:
+        connection.execute(insert(Cluster), rows)
+    engine.dispose()
+
+
+def list_latency(client: ClusterManagerClient, requests: int, concurrency: int) -> list[float]:
+    def one(_: int) -> float:
+        started = time.perf_counter()
+        page = client.list_clusters()
+        assert page.count >= 200
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, range(requests)))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@app.command()
+def main(
+    runs: int = typer.Option(5, min=1, help="Provisioning runs of each kind."),
+    requests: int = typer.Option(800, min=16, help="GET /v1/clusters requests in part 2."),
+    concurrency: int = typer.Option(16, min=1),
+) -> None:
+    """Run both parts and print medians, ratio and list latency."""
+    workdir = Path(tempfile.mkdtemp(prefix="rayline-bench-"))
+    baseline: list[float] = []
+    ours: list[float] = []
+    try:
+        with manager(workdir) as (client, database_url):
+            with Progress(console=console) as progress:
+                task = progress.add_task("provisioning (alternating)", total=2 * runs)
+                for run in range(runs):
+                    baseline.append(baseline_once(workdir))
+                    progress.advance(task)
+                    ours.append(ours_once(client, run))
+                    progress.advance(task)
+            seed_records(database_url, 200 - len(client.list_clusters().data))
+            list_latency(client, concurrency, concurrency)  # warm up connections
+            latencies = list_latency(client, requests, concurrency)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    table = Table(title=f"Provisioning to READY, head only, {runs} runs each")
+    table.add_column("what")
+    table.add_column("median s", justify="right")
+    table.add_column("min s", justify="right")
+    table.add_column("max s", justify="right")
+    for name, values in (("bare ray start + health wait", baseline), ("Cluster Manager", ours)):
+        table.add_row(
+            name, f"{statistics.median(values):.2f}", f"{min(values):.2f}", f"{max(values):.2f}"
+        )
+    console.print(table)
+    ratio = statistics.median(ours) / statistics.median(baseline)
+    console.print(f"ratio ours/baseline (median): [bold]{ratio:.3f}[/] (target <= 1.10)")
+    console.print(
+        f"GET /v1/clusters, 200 records, {concurrency} clients, {requests} requests: "
+        f"p50 {percentile(latencies, 0.50) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    app()
