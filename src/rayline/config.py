@@ -88,6 +88,17 @@ class Settings(BaseSettings):
 
     # Ray clusters started by the local backend.
     ray_bind_address: str = LOOPBACK
+    # Ray temp dirs go under here; short, because Ray's sockets live inside and
+    # AF_UNIX paths stop at 107 bytes.
+    ray_temp_base: Path = Path("/tmp/rl")
+    # Node logs and the port lease file of local clusters.
+    cluster_state_dir: Path = Field(default_factory=lambda data: data["home"] / "clusters")
+    # Ports of local clusters come from this range, below Linux's ephemeral ports.
+    local_port_range_start: int = Field(default=24100, ge=1024, le=65535)
+    local_port_range_end: int = Field(default=32700, ge=1024, le=65535)
+    # Each Ray worker process (task or actor) of a node listens on one of these.
+    local_worker_ports_per_node: int = Field(default=100, ge=10, le=10_000)
+    local_stop_grace_seconds: float = Field(default=10, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -123,6 +134,15 @@ class Settings(BaseSettings):
             self.cluster_manager_url = f"http://{self.api_host}:{self.api_port}"
         if self.environment != "development":
             self._refuse_unsafe_defaults()
+        return self
+
+    @model_validator(mode="after")
+    def _check_port_range(self) -> Settings:
+        if self.local_port_range_start >= self.local_port_range_end:
+            raise ValueError(
+                f"RAYLINE_LOCAL_PORT_RANGE_START ({self.local_port_range_start}) must be below "
+                f"RAYLINE_LOCAL_PORT_RANGE_END ({self.local_port_range_end})"
+            )
         return self
 
     def _refuse_unsafe_defaults(self) -> None:

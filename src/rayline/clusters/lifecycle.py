@@ -75,7 +75,7 @@ class LifecycleManager:
         watched = [
             cluster
             for state in (ClusterState.READY, ClusterState.UNHEALTHY)
-            for cluster in self._service.list(state=state)
+            for cluster in self._service.list_clusters(state=state)
         ]
         for cluster in watched:
             if self._check_health(cluster, now):
@@ -149,7 +149,7 @@ class LifecycleManager:
     # ------------------------------------------------------------ restart
     def reconcile(self) -> None:
         """After a (re)start: adopt live clusters, finish interrupted work, clean the lost."""
-        for cluster in self._service.list(limit=100_000):
+        for cluster in self._service.list_clusters(limit=100_000):
             state = ClusterState(cluster.state)
             if state == ClusterState.TERMINATING:
                 self._provisioner.terminate(cluster.id)

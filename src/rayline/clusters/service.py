@@ -128,7 +128,7 @@ class ClusterService:
             session.expunge(cluster)
             return cluster
 
-    def list(
+    def list_clusters(
         self,
         *,
         purpose: ClusterPurpose | None = None,

@@ -43,7 +43,7 @@ def list_clusters(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> ClustersPublic:
     """List clusters, newest first."""
-    rows = runtime.service.list(
+    rows = runtime.service.list_clusters(
         purpose=purpose, state=state, labels=parse_labels(label), limit=limit
     )
     return ClustersPublic(data=[cluster_public(c) for c in rows], count=len(rows))
