@@ -45,9 +45,7 @@ def _config_file() -> Path | None:
 class Settings(BaseSettings):
     """Rayline settings, read from ``RAYLINE_*`` variables and an optional file."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="RAYLINE_", extra="forbid", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="RAYLINE_", extra="forbid", validate_default=True)
 
     environment: Literal["development", "production"] = "development"
     home: Path = Field(default_factory=_default_home)
@@ -66,8 +64,11 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
-    # Transfer tuning: bigger parts and more threads than boto3's defaults
-    # (8 MiB, 10 threads) measured faster on loopback; see benchmarks/.
+    # Transfer tuning, measured with benchmarks/artifact_throughput.py (1 GiB,
+    # loopback versitygw, 2 cores): 64 MiB parts on 8 threads, with sha256 on
+    # both ends, matched or beat boto3's defaults (8 MiB parts, 10 threads),
+    # using ~40% less client CPU on upload; 16-32 MiB parts, 4 threads or a
+    # single PUT up to 2 GiB were no better. Over a real network, more threads help.
     s3_multipart_threshold_mb: int = Field(default=64, ge=5, le=5120)
     s3_multipart_chunk_mb: int = Field(default=64, ge=5, le=5120)
     s3_max_concurrency: int = Field(default=8, ge=1, le=64)
@@ -99,6 +100,21 @@ class Settings(BaseSettings):
     # Each Ray worker process (task or actor) of a node listens on one of these.
     local_worker_ports_per_node: int = Field(default=100, ge=10, le=10_000)
     local_stop_grace_seconds: float = Field(default=10, ge=0)
+
+    # Serving. `auto`: a Docker container when an engine answers, else Ray Serve
+    # straight on the serving cluster.
+    serving_mode: Literal["auto", "docker", "ray"] = "auto"
+    # Base of model images; empty: the one `rayline images build-base` builds for
+    # this Rayline version (production may name e.g. rayproject/ray:2.60.0 plus deps).
+    serving_base_image: str = ""
+    serving_host: str = LOOPBACK
+    serving_debian_suite: str = "bookworm"
+    serving_debian_mirror: str = "http://deb.debian.org/debian"
+    # How long a new deployment may take to answer /healthz before it counts as failed.
+    serving_start_timeout_seconds: float = Field(default=300, gt=0)
+    # After the endpoint switched, clients that looked up the old one still get
+    # answers for this long before the old deployment drains and stops.
+    serving_switch_grace_seconds: float = Field(default=5, ge=0)
 
     @classmethod
     def settings_customise_sources(

@@ -10,9 +10,17 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import URL, create_engine, make_url, text
+
+from rayline.config import Settings
+from rayline.storage.s3_store import make_s3_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 SERVICES_HINT = (
     "run `deploy/services.sh up` and source services.env "
@@ -64,6 +72,47 @@ def pg_empty_database_url(pg_admin_url: URL) -> Iterator[URL]:
     """A fresh, empty database for one test that must start from nothing."""
     with _temporary_database(pg_admin_url) as url:
         yield url
+
+
+# --- S3 (versitygw or MinIO) ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_settings() -> Settings:
+    """Settings pointing at the real S3 server from ``RAYLINE_S3_*``."""
+    return Settings(
+        s3_endpoint_url=required_env("RAYLINE_S3_ENDPOINT_URL"),
+        s3_access_key_id=SecretStr(required_env("RAYLINE_S3_ACCESS_KEY_ID")),
+        s3_secret_access_key=SecretStr(required_env("RAYLINE_S3_SECRET_ACCESS_KEY")),
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_settings: Settings) -> S3Client:
+    """A plain boto3 client on the real server, for setup, tampering and cleanup."""
+    return make_s3_client(s3_settings)
+
+
+def delete_bucket(client: S3Client, bucket: str) -> None:
+    """Abort pending uploads, delete every object, then the bucket itself."""
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_client: S3Client) -> Iterator[str]:
+    """A bucket name unique to this session; the bucket is deleted at the end.
+
+    It is not created here: the first write through rayline.storage creates it.
+    """
+    bucket = f"rayline-it-{secrets.token_hex(6)}"
+    yield bucket
+    if bucket in {b["Name"] for b in s3_client.list_buckets().get("Buckets", [])}:
+        delete_bucket(s3_client, bucket)
 
 
 # --- Cluster Manager (fixtures defined in tests/integration/manager.py) -------

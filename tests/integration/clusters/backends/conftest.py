@@ -23,7 +23,7 @@ from rayline.clusters.backends.local import LocalBackend
 from rayline.clusters.backends.ray_nodes import TEMP_DIR_ENV
 from rayline.config import Settings
 
-READY_TIMEOUT = 300  # a 2-core host starting 3 nodes beside other work is slow
+READY_TIMEOUT = 600  # a busy 2-core host starts nodes slowly, one at a time
 _PROC = Path("/proc")
 
 

@@ -36,6 +36,17 @@ def wait_job(client: JobSubmissionClient, job_id: str, *statuses: JobStatus) -> 
         time.sleep(0.5)
 
 
+def wait_dead(backend: LocalBackend, handle: ClusterHandle) -> HealthReport:
+    """Probe until the backend notices the processes are gone (signals land asynchronously)."""
+    deadline = time.monotonic() + 30
+    while True:
+        report = backend.probe(handle, expected_nodes=1)
+        if report.dead or time.monotonic() > deadline:
+            assert report.dead, report.summary
+            return report
+        time.sleep(0.2)
+
+
 def assert_gone(handle: ClusterHandle, leftovers: Leftovers) -> None:
     temp_dir = Path(LocalHandleData.model_validate(handle.handle).temp_dir)
     assert leftovers(temp_dir) == []
@@ -67,10 +78,8 @@ def test_head_only_cluster_runs_jobs_reports_activity_and_cleans_up(
     assert "'CPU': 1.0" in client.get_job_logs(job)
 
     flag = tmp_path / "release"
-    blocker = client.submit_job(
-        entrypoint="python -c \"import os, time; [time.sleep(0.2) for _ in iter(lambda: os.path.exists('%s'), True)]\""
-        % flag
-    )
+    wait_for_flag = f"[time.sleep(0.2) for _ in iter(lambda: os.path.exists('{flag}'), True)]"
+    blocker = client.submit_job(entrypoint=f'python -c "import os, time; {wait_for_flag}"')
     wait_job(client, blocker, JobStatus.RUNNING)
     activity = backend.activity(handle)
     assert (activity.running_jobs, activity.serve_apps, activity.error) == (1, 0, None)
@@ -139,8 +148,8 @@ def test_two_clusters_coexist_and_a_killed_one_is_reported_dead(
 
     # Someone outside Rayline kills the victim's head process group.
     os.killpg(victim_data.head.process.pgid, signal.SIGKILL)
-    report = backend.probe(victim, expected_nodes=1)
-    assert report.dead and not report.ready
+    report = wait_dead(backend, victim)
+    assert not report.ready
     assert "head `ray start`" in report.reason and "code -9" in report.reason
     restarted = LocalBackend(backend.settings)
     assert not restarted.adopt(stored(victim, backend))

@@ -1,0 +1,227 @@
+"""Platform overhead of a Rayline training job against plain in-process XGBoost.
+
+One run, three measurements on the same generated Parquet file:
+
+(a) in process: ``pandas.read_parquet`` + ``xgboost.train`` with ``nthread=2``;
+(b) our job, 1 worker x 2 CPUs: ``submit_training`` on a READY cluster until the
+    job has read the data with Ray Data, trained with Ray Train, evaluated,
+    published the version and registered it;
+(c) our job, 2 workers x 1 CPU: the same, data-parallel.
+
+Overhead = (b) - (a); the target is under 5 s. The cluster comes from a Cluster
+Manager on SQLite with a ``file://`` artifact store, all in a temp dir (one
+node with 3 logical CPUs runs both jobs); its provisioning is not counted (see
+``benchmarks/provisioning.py``). Logical CPUs are not cores: on a 2-core host
+(c) cannot be faster than (b).
+
+    uv run python benchmarks/training.py [--rows 200000] [--rounds 100]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import typer
+import xgboost
+from rich.console import Console
+from rich.table import Table
+
+from rayline.clusters.client import ClusterManagerClient
+from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
+from rayline.config import Settings
+from rayline.training.frameworks import LoopConfig
+from rayline.training.frameworks.xgboost_trainer import booster_params
+from rayline.training.submit import follow, submit_training
+
+console = Console()
+app = typer.Typer(add_completion=False)
+PHASES = {
+    "data": re.compile(r"data ready in ([\d.]+) s"),
+    "train": re.compile(r"trained in ([\d.]+) s"),
+    "publish": re.compile(r"evaluated, published and registered in ([\d.]+) s"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def make_dataset(path: Path, rows: int, features: int) -> None:
+    """A binary classification table: a noisy linear rule over the features."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, features)).astype(np.float32)
+    weights = rng.normal(size=features)
+    y = (x @ weights + rng.normal(scale=2.0, size=rows) > 0).astype(np.int64)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+    frame["label"] = y
+    frame.to_parquet(path, index=False)
+
+
+def in_process(path: Path, rounds: int, depth: int) -> float:
+    """Seconds for read + DMatrix + train, as a plain script would do it."""
+    loop = LoopConfig(
+        features=[], target="label", task="classification", num_classes=2,
+        hyperparameters={"max_depth": depth}, checkpoint_every=rounds, seed=0,
+        cpus_per_worker=2,
+    )  # fmt: skip
+    started = time.monotonic()
+    frame = pd.read_parquet(path)
+    labels = frame.pop("label").to_numpy()
+    xgboost.train(
+        booster_params(loop),
+        xgboost.DMatrix(frame.to_numpy(), label=labels),
+        num_boost_round=rounds,
+    )
+    return time.monotonic() - started
+
+
+@contextmanager
+def manager(workdir: Path) -> Iterator[tuple[ClusterManagerClient, str]]:
+    """A Cluster Manager on SQLite in ``workdir``; yields its client and database URL."""
+    token, port = secrets.token_urlsafe(32), free_port()
+    database_url = f"sqlite:///{workdir / 'meta.db'}"
+    env = {
+        **os.environ,
+        "RAYLINE_HOME": str(workdir / "home"),
+        "RAYLINE_DATABASE_URL": database_url,
+        "RAYLINE_API_TOKEN": token,
+        "RAYLINE_API_PORT": str(port),
+        "RAYLINE_LOCAL_PORT_RANGE_START": "18000",
+        "RAYLINE_LOCAL_PORT_RANGE_END": "20000",
+    }
+    with (workdir / "manager.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rayline", "cluster-manager", "serve", "--log-level", "warning"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Cluster Manager did not start; see manager.log")
+            time.sleep(0.2)
+        with ClusterManagerClient(f"http://127.0.0.1:{port}", token=token, timeout=70) as client:
+            yield client, database_url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def cluster(client: ClusterManagerClient) -> ClusterPublic:
+    """One node with 3 logical CPUs: fits 1 worker x 2 CPUs and 2 workers x 1 CPU."""
+    spec = ClusterCreate(
+        name="bench-training", purpose=Purpose.TRAINING, head=ResourceSpec(cpus=3),
+        ttl_seconds=3600,
+    )  # fmt: skip
+    return client.wait_until_ready(client.create_cluster(spec).id, timeout=900)
+
+
+def job(
+    ready: ClusterPublic, settings: Settings, path: Path, workers: int, cpus: float, rounds: int,
+    depth: int,
+) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """Seconds from submission to the job's end, and the job's own phase times."""
+    assert ready.job_api_url is not None
+    spec = {
+        "spec_version": 1, "name": f"bench-{workers}w", "dataset": path.as_uri(),
+        "target": "label", "task": "classification", "framework": "xgboost",
+        "workers": workers, "cpus_per_worker": cpus, "checkpoint_every": rounds,
+        "hyperparameters": {"num_boost_round": rounds, "max_depth": depth},
+    }  # fmt: skip
+    started = time.monotonic()
+    submission = submit_training(ready.job_api_url, spec, settings=settings)
+    outcome = follow(ready.job_api_url, submission, timeout=1800)
+    elapsed = time.monotonic() - started
+    if not outcome.succeeded:
+        raise RuntimeError(f"benchmark job failed: {outcome.describe_failure()}")
+    phases = {k: float(m.group(1)) for k, rx in PHASES.items() if (m := rx.search(outcome.logs))}
+    return elapsed, phases
+
+
+@app.command()
+def main(
+    rows: int = typer.Option(200_000, min=1000, help="Rows of the generated dataset."),
+    features: int = typer.Option(32, min=2),
+    rounds: int = typer.Option(100, min=1, help="Boosting rounds."),
+    depth: int = typer.Option(8, min=1, help="max_depth."),
+) -> None:
+    """Measure (a), (b), (c) once each and print times, overhead and scaling."""
+    workdir = Path(tempfile.mkdtemp(prefix="rayline-bench-train-"))
+    try:
+        data = workdir / "data.parquet"
+        make_dataset(data, rows, features)
+        console.print(
+            f"dataset: {rows} rows x {features} features, {data.stat().st_size >> 20} MiB"
+        )
+        with manager(workdir) as (client, database_url):
+            settings = Settings(
+                home=workdir / "home", database_url=database_url,
+                artifact_uri=(workdir / "artifacts").as_uri(),
+            )  # fmt: skip
+            ready = cluster(client)
+            baseline = in_process(data, rounds, depth)
+            console.print(f"in process: {baseline:.1f} s")
+            job1, phases1 = job(ready, settings, data, 1, 2, rounds, depth)
+            console.print(f"job, 1 worker: {job1:.1f} s")
+            job2, phases2 = job(ready, settings, data, 2, 1, rounds, depth)
+            console.print(f"job, 2 workers: {job2:.1f} s")
+            client.delete_cluster(ready.id)
+            client.wait_until(ready.id, state="TERMINATED", timeout=180)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(baseline, (job1, phases1), (job2, phases2), rounds)
+
+
+def report(
+    baseline: float, one: tuple[float, dict[str, float]], two: tuple[float, dict[str, float]],
+    rounds: int,
+) -> None:  # fmt: skip
+    table = Table(title=f"XGBoost, {rounds} rounds, same data")
+    for column in ("run", "wall s", "data s", "train s", "eval+publish s", "overhead s"):
+        table.add_column(column, justify="right" if column != "run" else "left")
+    table.add_row("in process, nthread=2", f"{baseline:.1f}", "-", "-", "-", "-")
+    for name, (wall, phases) in (("job, 1 worker x 2 CPU", one), ("job, 2 workers x 1 CPU", two)):
+        table.add_row(
+            name, f"{wall:.1f}",
+            *(f"{phases[k]:.1f}" if k in phases else "?" for k in ("data", "train", "publish")),
+            f"{wall - baseline:+.1f}",
+        )  # fmt: skip
+    console.print(table)
+    overhead = one[0] - baseline
+    verdict = "[green]met[/]" if overhead < 5 else "[red]missed[/]"
+    console.print(
+        f"platform overhead (1 worker - in process): [bold]{overhead:.1f} s[/] "
+        f"({verdict}, target < 5 s)"
+    )
+    console.print(
+        f"1 -> 2 workers: {one[0] / two[0]:.2f}x wall, "
+        f"{one[1].get('train', float('nan')) / two[1].get('train', float('nan')):.2f}x training "
+        "(2 cores: two workers share the same two cores, so no gain is expected)"
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,166 @@
+"""`rayline train SPEC`: train a model on a Ray cluster and register the new version.
+
+Without ``--cluster`` a training cluster sized from the spec is requested from
+the Cluster Manager, used, and deleted at the end, also when training fails or
+is interrupted. The job's logs stream to the terminal; the registered version
+and its metrics are printed at the end. Exit status: 0 trained, 1 failed,
+2 bad spec, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rayline.clusters.client import ClusterManagerClient
+from rayline.clusters.errors import ClusterManagerError
+from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
+from rayline.training.errors import InvalidSpecError, TrainingJobError
+from rayline.training.resources import cluster_name_for
+from rayline.training.spec import TrainingSpec, load_spec
+from rayline.training.submit import JobOutcome, follow, stop_training, submit_training
+
+__all__ = ["cluster_request_for", "train"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def cluster_request_for(spec: TrainingSpec, *, ttl_seconds: int) -> ClusterCreate:
+    """A training cluster that fits the spec: one worker node per training worker.
+
+    The head keeps one CPU for the job's driver and its Ray Data reads, so the
+    training workers never wait for it.
+    """
+    return ClusterCreate(
+        name=cluster_name_for(spec),
+        purpose=Purpose.TRAINING,
+        head=ResourceSpec(cpus=1),
+        worker=ResourceSpec(cpus=spec.cpus_per_worker, gpus=int(spec.gpus_per_worker + 0.999)),
+        worker_count=spec.workers,
+        ttl_seconds=ttl_seconds,
+        labels={"rayline.model": spec.name[:63]},
+    )
+
+
+def train(
+    spec_path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, metavar="SPEC", help="Training spec (YAML or JSON)."
+        ),
+    ],
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", help="Train on this READY cluster instead of a new one."),
+    ] = None,
+    workflow_run_id: Annotated[
+        int | None, typer.Option(help="Workflow run to record as the version's lineage.")
+    ] = None,
+    ready_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for a new cluster to be READY.")
+    ] = 600,
+    ttl: Annotated[int, typer.Option(min=60, help="Lifetime of a new cluster, seconds.")] = 4
+    * 3600,
+) -> None:
+    """Train SPEC on a Ray cluster and register the new model version."""
+    try:
+        spec = load_spec(spec_path)
+    except InvalidSpecError as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        with ClusterManagerClient() as client:
+            outcome = _train_on_cluster(
+                client,
+                spec,
+                cluster_id=cluster,
+                ready_timeout=ready_timeout,
+                ttl=ttl,
+                workflow_run_id=workflow_run_id,
+            )
+    except (ClusterManagerError, TrainingJobError) as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if not outcome.succeeded:
+        err_console.print(f"[red]training failed:[/] {escape(outcome.describe_failure())}")
+        bad_input = outcome.error is not None and outcome.error.get("error") in _BAD_INPUT
+        raise typer.Exit(2 if bad_input else 1)
+    _print_result(outcome)
+
+
+_BAD_INPUT = {
+    "InvalidSpecError",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DatasetUnreachableError",
+    "EmptyDatasetError",
+    "MissingTargetError",
+    "NonNumericFeaturesError",
+    "InsufficientResourcesError",
+}
+
+
+def _train_on_cluster(
+    client: ClusterManagerClient,
+    spec: TrainingSpec,
+    *,
+    cluster_id: str | None,
+    ready_timeout: float,
+    ttl: int,
+    workflow_run_id: int | None,
+) -> JobOutcome:
+    if cluster_id is not None:
+        return _run_job(client.get_cluster(cluster_id), spec, workflow_run_id)
+    created = client.create_cluster(cluster_request_for(spec, ttl_seconds=ttl))
+    err_console.print(f"requested cluster [bold]{created.id}[/] for {escape(spec.name)}")
+    try:
+        with err_console.status(f"waiting for cluster {created.id} to be READY"):
+            ready = client.wait_until_ready(created.id, timeout=ready_timeout)
+        return _run_job(ready, spec, workflow_run_id)
+    finally:
+        # Always: a failed or interrupted run must not leave a cluster behind.
+        client.delete_cluster(created.id)
+        err_console.print(f"deleted cluster [bold]{created.id}[/]")
+
+
+def _run_job(cluster: ClusterPublic, spec: TrainingSpec, workflow_run_id: int | None) -> JobOutcome:
+    if cluster.job_api_url is None:
+        raise TrainingJobError(
+            f"cluster {cluster.id} is {cluster.state.value} and has no job API yet; "
+            f"wait for it: `rayline clusters wait {cluster.id}`"
+        )
+    job_id = submit_training(cluster.job_api_url, spec, workflow_run_id=workflow_run_id)
+    err_console.print(f"submitted job [bold]{job_id}[/] to cluster {cluster.id}")
+    try:
+        return follow(cluster.job_api_url, job_id, on_output=_echo)
+    except KeyboardInterrupt:
+        stop_training(cluster.job_api_url, job_id)
+        err_console.print(f"interrupted: stopped job {job_id}")
+        raise typer.Exit(130) from None
+
+
+def _echo(chunk: str) -> None:
+    # Plain write: the job's lines carry their own formatting and may contain [brackets].
+    console.file.write(chunk)
+    console.file.flush()
+
+
+def _print_result(outcome: JobOutcome) -> None:
+    result = outcome.result or {}
+    console.print(
+        f"\nregistered [bold]{escape(str(result.get('name')))}[/] version "
+        f"[bold green]{result.get('version')}[/] ({escape(str(result.get('artifact_uri')))})"
+    )
+    table = Table("METRIC", "VALUE", title="metrics", title_justify="left")
+    for key, value in sorted((result.get("metrics") or {}).items()):
+        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(
+        f"\nNext: rayline models show {escape(str(result.get('name')))}:{result.get('version')}"
+    )

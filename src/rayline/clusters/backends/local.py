@@ -1,0 +1,439 @@
+"""The local backend: Ray clusters as ``ray start --block`` processes on this host.
+
+Each node is one ``ray start --block`` started in its own session (so its own
+process group) with every port taken from a leased block, its own resource
+limits, and the cluster's private Ray temp dir. Worker nodes of a cluster share
+the head's temp dir and session, as in Ray's own ``ray.cluster_utils.Cluster``.
+All node processes start at once and ``provision`` returns immediately, but each
+launcher runs Ray only while holding one of a few host-wide start slots (one per
+two cores, shared by every cluster under the same ``cluster_state_dir``), workers
+only once their head is alive, and a node that fails while starting is started
+again (see ``_ray_start.py``): Ray's startup timeouts are short and fixed.
+Node logs (the ``ray start`` output) are kept under ``cluster_state_dir`` after
+teardown; the temp dir (Ray's session, sockets and logs) is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rayline.clusters.backends.base import (
+    Activity,
+    Capacity,
+    ClusterBackend,
+    ClusterHandle,
+    ClusterRequest,
+    HealthReport,
+)
+from rayline.clusters.backends.dashboard import DashboardClient
+from rayline.clusters.backends.errors import (
+    BackendError,
+    BackendUnavailableError,
+    InvalidHandleError,
+    ProvisionError,
+    TeardownError,
+)
+from rayline.clusters.backends.ports import PortAllocator
+from rayline.clusters.backends.processes import (
+    ProcessRecord,
+    find_marked,
+    is_running,
+    kill_processes,
+    mentions,
+    read_cmdline,
+    record_of,
+    wait_gone,
+)
+from rayline.clusters.backends.ray_nodes import (
+    TEMP_DIR_ENV,
+    NodePorts,
+    PortPlan,
+    head_command,
+    plan_ports,
+    ports_needed,
+    ray_environment,
+    resource_flags,
+    worker_command,
+)
+from rayline.config import Settings
+
+__all__ = ["LocalBackend", "LocalHandleData", "LocalNode"]
+
+log = logging.getLogger(__name__)
+
+# Ray puts sockets at <temp>/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store.N,
+# about 70 bytes below the temp dir, and AF_UNIX paths stop at 107 bytes.
+_MAX_TEMP_DIR_LEN = 36
+_PROBE_TIMEOUT = 3.0
+# The dashboard connects to Ray on the first Serve request: give it time.
+_SERVE_TIMEOUT = 10.0
+_KILL_WAIT = 5.0
+_REAP_WAIT = 2.0
+_LOG_TAIL_LINES = 12
+
+
+class LocalNode(BaseModel):
+    """One started node: its ``ray start`` process, log and ports."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: Literal["head", "worker"]
+    process: ProcessRecord
+    log_file: str
+    ports: NodePorts
+
+
+class LocalHandleData(BaseModel):
+    """The local backend's private part of a `ClusterHandle` (``handle.handle``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    temp_dir: str
+    log_dir: str
+    ip: str
+    ports: PortPlan
+    nodes: list[LocalNode]
+
+    @property
+    def head(self) -> LocalNode:
+        """The head node (always first)."""
+        return self.nodes[0]
+
+
+class LocalBackend(ClusterBackend):
+    """Ray clusters made of local processes; see the module docstring."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._ip = settings.ray_bind_address
+        self._temp_base = settings.ray_temp_base
+        self._state_dir = settings.cluster_state_dir
+        self._python = sys.executable
+        self._ports = PortAllocator(
+            self._state_dir,
+            start=settings.local_port_range_start,
+            end=settings.local_port_range_end,
+            host=self._ip,
+        )
+        # Our own children, kept to reap them and to read their exit codes.
+        self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
+        self._children_lock = threading.Lock()
+        if len(str(self.temp_dir_for("x"))) > _MAX_TEMP_DIR_LEN:
+            raise BackendError(
+                f"RAYLINE_RAY_TEMP_BASE={self._temp_base} is too long for Ray's socket paths "
+                f"(AF_UNIX allows 107 bytes); use a short directory such as /tmp/rl"
+            )
+
+    # ------------------------------------------------------------ interface
+    def provision(self, request: ClusterRequest) -> ClusterHandle:
+        """Start the head and every worker node now; they become healthy in the background."""
+        for resources in (request.head, request.worker):
+            resource_flags(resources)  # refuse unsupported shapes before starting anything
+        temp_dir = self.temp_dir_for(request.cluster_id)
+        self._stop(temp_dir, [])  # leftovers of an earlier attempt for this cluster
+        _remove_tree(temp_dir)
+        temp_dir.mkdir(parents=True, mode=0o700)
+        log_dir = self._state_dir / request.cluster_id
+        log_dir.mkdir(parents=True, exist_ok=True)
+        count = ports_needed(request.node_count, self.settings.local_worker_ports_per_node)
+        try:
+            block = self._ports.allocate(request.cluster_id, count, guard=temp_dir)
+        except ProvisionError:
+            _remove_tree(temp_dir)
+            raise
+        plan = plan_ports(block, request.node_count, self.settings.local_worker_ports_per_node)
+        nodes: list[LocalNode] = []
+        try:
+            self._start_nodes(request, temp_dir, log_dir, plan, nodes)
+        except OSError as exc:
+            self._stop(temp_dir, [n.process for n in nodes])
+            _remove_tree(temp_dir)
+            self._ports.release(request.cluster_id)
+            raise ProvisionError(
+                f"could not start Ray for cluster {request.cluster_id}: {exc}; "
+                f"check that {self._python} can run `ray start`"
+            ) from exc
+        data = LocalHandleData(
+            temp_dir=str(temp_dir), log_dir=str(log_dir), ip=self._ip, ports=plan, nodes=nodes
+        )
+        log.info(
+            "cluster %s: started %d Ray node(s) in %s", request.cluster_id, len(nodes), temp_dir
+        )
+        return self._handle(request.cluster_id, data)
+
+    def probe(self, handle: ClusterHandle, expected_nodes: int) -> HealthReport:
+        """Dead if any node process is gone (nothing restarts it); else ask the dashboard."""
+        data = self._data(handle)
+        gone = [n for n in data.nodes if not is_running(n.process)]
+        if gone:
+            reason = "; ".join(self._exit_story(n) for n in gone)
+            return HealthReport(expected_nodes=expected_nodes, dead=True, reason=reason)
+        with DashboardClient(handle.dashboard_url, timeout=_PROBE_TIMEOUT) as dashboard:
+            gcs_ok, why = dashboard.gcs_healthy()
+            if not gcs_ok:
+                return HealthReport(expected_nodes=expected_nodes, reason=why)
+            job_api_ok, why_jobs = dashboard.job_api_ok()
+            try:
+                nodes = dashboard.nodes()
+            except BackendUnavailableError as exc:
+                nodes, why_nodes = [], f"node list unavailable ({exc})"
+            else:
+                why_nodes = ""
+        alive = sum(n.alive for n in nodes)
+        reasons = [why_jobs, why_nodes]
+        if alive != expected_nodes:
+            reasons.append(f"{alive} of {expected_nodes} nodes alive")
+        return HealthReport(
+            expected_nodes=expected_nodes,
+            gcs_ok=True,
+            alive_nodes=alive,
+            job_api_ok=job_api_ok,
+            reason="; ".join(r for r in reasons if r),
+            nodes=[n.model_dump(mode="json") for n in nodes],
+        )
+
+    def activity(self, handle: ClusterHandle) -> Activity:
+        """Jobs from the job API; Serve apps from the dashboard (0 if Serve is silent)."""
+        with DashboardClient(handle.dashboard_url, timeout=_PROBE_TIMEOUT) as dashboard:
+            try:
+                jobs = dashboard.job_counts()
+            except BackendUnavailableError as exc:
+                return Activity(error=str(exc))
+        with DashboardClient(handle.dashboard_url, timeout=_SERVE_TIMEOUT) as dashboard:
+            apps = dashboard.serve_app_count()
+        return Activity(running_jobs=jobs["running"], pending_jobs=jobs["pending"], serve_apps=apps)
+
+    def terminate(self, handle: ClusterHandle) -> None:
+        """Stop every process of the cluster, remove its temp dir, free its ports."""
+        data = self._data(handle)
+        temp_dir = Path(data.temp_dir)
+        # Workers first, so the head never sees them die as failures worth reporting.
+        self._stop(temp_dir, [n.process for n in reversed(data.nodes)])
+        _remove_tree(temp_dir)
+        self._ports.release(handle.cluster_id)
+        with self._children_lock:
+            for node in data.nodes:
+                self._children.pop((node.process.pid, node.process.start_ticks), None)
+        log.info("cluster %s: every Ray process stopped, %s removed", handle.cluster_id, temp_dir)
+
+    def adopt(self, handle: ClusterHandle) -> bool:
+        """True when the head's ``ray start`` still runs and is provably this cluster's."""
+        data = self._data(handle)
+        return self._owns(data.head.process, Path(data.temp_dir))
+
+    def capacity(self) -> Capacity:
+        """This host's CPU cores, physical memory and NVIDIA GPUs."""
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return Capacity(
+            max_cpus=float(len(os.sched_getaffinity(0))),
+            max_memory_mb=memory // (1024 * 1024),
+            max_gpus=_count_gpus(),
+        )
+
+    # ------------------------------------------------------------ helpers
+    def temp_dir_for(self, cluster_id: str) -> Path:
+        """The cluster's Ray temp dir: short (socket paths) and fixed per cluster id."""
+        return self._temp_base / hashlib.sha256(cluster_id.encode()).hexdigest()[:10]
+
+    def _start_nodes(
+        self,
+        request: ClusterRequest,
+        temp_dir: Path,
+        log_dir: Path,
+        plan: PortPlan,
+        nodes: list[LocalNode],
+    ) -> None:
+        """Start every node's launcher; they take turns starting Ray (see above)."""
+        python, ip, cluster_id = self._python, self._ip, request.cluster_id
+        # Ray gives a starting node short, fixed windows that nodes starting together
+        # on a small, busy host miss: at most half the cores' worth start at once.
+        slots = (self._state_dir / "start-slots", max(1, len(os.sched_getaffinity(0)) // 2))
+        argv = head_command(
+            python=python,
+            ip=ip,
+            temp_dir=temp_dir,
+            head=plan.head,
+            node=plan.nodes[0],
+            resources=request.head,
+            start_slots=slots,
+        )
+        env = ray_environment(
+            os.environ,
+            python=python,
+            ip=ip,
+            temp_dir=temp_dir,
+            cluster_id=cluster_id,
+            head=plan.head,
+        )
+        nodes.append(self._spawn("head", "head", argv, env, log_dir, plan.nodes[0]))
+        gcs_address = _host_port(ip, plan.head.gcs)
+        env = ray_environment(
+            os.environ, python=python, ip=ip, temp_dir=temp_dir, cluster_id=cluster_id
+        )
+        dashboard_url = f"http://{_host_port(ip, plan.head.dashboard)}"
+        for i, ports in enumerate(plan.nodes[1:], start=1):
+            argv = worker_command(
+                python=python,
+                ip=ip,
+                temp_dir=temp_dir,
+                gcs_address=gcs_address,
+                node=ports,
+                resources=request.worker,
+                start_slots=slots,
+                after_nodes=1,  # the head: never hold a start slot before it is up
+                dashboard_url=dashboard_url,
+            )
+            nodes.append(self._spawn(f"worker-{i}", "worker", argv, env, log_dir, ports))
+
+    def _spawn(
+        self,
+        name: str,
+        role: Literal["head", "worker"],
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        ports: NodePorts,
+    ) -> LocalNode:
+        log_file = log_dir / f"{name}.log"
+        with open(log_file, "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=env[TEMP_DIR_ENV],  # drivers inherit it: relative paths stay inside
+                start_new_session=True,  # own process group, immune to our signals
+            )
+        # A process that died at once has no start time: -1 never matches a live one.
+        record = record_of(proc.pid) or ProcessRecord(pid=proc.pid, pgid=proc.pid, start_ticks=-1)
+        with self._children_lock:
+            self._children[(record.pid, record.start_ticks)] = proc
+        return LocalNode(name=name, role=role, process=record, log_file=str(log_file), ports=ports)
+
+    def _owns(self, record: ProcessRecord, temp_dir: Path) -> bool:
+        """Alive, same start time and group, and started for this temp dir."""
+        return record_of(record.pid) == record and mentions(read_cmdline(record.pid), temp_dir)
+
+    def _stop(self, temp_dir: Path, roots: list[ProcessRecord]) -> None:
+        """SIGTERM our process groups, wait, SIGKILL whatever of the cluster is left."""
+        grace = self.settings.local_stop_grace_seconds
+        ours = [r for r in roots if self._owns(r, temp_dir)]
+        for root in ours:
+            _signal_group(root.pgid, signal.SIGTERM)
+        left = wait_gone(ours + find_marked(temp_dir, TEMP_DIR_ENV), grace)
+        for root in ours:
+            if is_running(root):
+                _signal_group(root.pgid, signal.SIGKILL)
+        kill_processes(left, signal.SIGKILL)
+        # Sweep again: a job's watcher or a worker may have been mid-spawn.
+        for _ in range(3):
+            stragglers = find_marked(temp_dir, TEMP_DIR_ENV)
+            if not stragglers:
+                break
+            kill_processes(stragglers, signal.SIGKILL)
+            wait_gone(stragglers, _KILL_WAIT)
+        self._reap()
+        survivors = find_marked(temp_dir, TEMP_DIR_ENV)
+        if survivors:
+            raise TeardownError(
+                f"processes {[s.pid for s in survivors]} of the Ray cluster in {temp_dir} "
+                "survived SIGKILL (stuck in the kernel?); terminate again, or reboot the host"
+            )
+
+    def _reap(self) -> None:
+        with self._children_lock:
+            for proc in self._children.values():
+                proc.poll()
+
+    def _exit_story(self, node: LocalNode) -> str:
+        """Why a node is gone, with the end of its log."""
+        with self._children_lock:
+            proc = self._children.get((node.process.pid, node.process.start_ticks))
+        code = None
+        if proc is not None:
+            # A killed multi-threaded process shows as a zombie before it can be reaped.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.wait(timeout=_REAP_WAIT)
+        how = f"exited with code {code}" if code is not None else "is gone"
+        tail = _tail(Path(node.log_file), _LOG_TAIL_LINES)
+        story = f"{node.name} `ray start` (pid {node.process.pid}) {how}"
+        return f"{story}; last lines of {node.log_file}:\n{tail}" if tail else story
+
+    def _data(self, handle: ClusterHandle) -> LocalHandleData:
+        try:
+            return LocalHandleData.model_validate(handle.handle)
+        except ValidationError as exc:
+            raise InvalidHandleError(
+                f"handle of cluster {handle.cluster_id} is not a local-backend handle "
+                f"({exc.errors()[0]['msg']}); find its processes with `ps e | grep {TEMP_DIR_ENV}`"
+            ) from exc
+
+    def _handle(self, cluster_id: str, data: LocalHandleData) -> ClusterHandle:
+        ip = data.ip
+        url = f"http://{_host_port(ip, data.ports.head.dashboard)}"
+        targets = {n.name: _host_port(ip, n.ports.metrics_export) for n in data.nodes}
+        targets["dashboard"] = _host_port(ip, data.ports.head.dashboard_metrics)
+        targets["autoscaler"] = _host_port(ip, data.ports.head.autoscaler_metrics)
+        return ClusterHandle(
+            backend=self.name,
+            cluster_id=cluster_id,
+            head_address=_host_port(ip, data.ports.head.gcs),
+            dashboard_url=url,
+            job_api_url=url,
+            metrics_targets=targets,
+            handle=data.model_dump(mode="json"),
+        )
+
+
+def _host_port(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _remove_tree(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise TeardownError(
+            f"could not remove Ray temp dir {path}: {exc}; remove it by hand"
+        ) from exc
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+def _count_gpus() -> int:
+    try:
+        return sum(1 for d in os.listdir("/dev") if d.startswith("nvidia") and d[6:].isdigit())
+    except OSError:
+        return 0

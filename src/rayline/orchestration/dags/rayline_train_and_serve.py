@@ -1,0 +1,171 @@
+"""Train a model on a Ray cluster, then serve it on another: Rayline's main workflow.
+
+```
+create_training_cluster (setup) -> train -> delete_training_cluster (teardown)
+    -> create_serving_cluster (setup) -> deploy -> verify_endpoint
+    -> delete_serving_cluster_unless_served (teardown) -> record_run
+```
+
+- The training cluster is deleted by its teardown whether training succeeded or not.
+- The serving cluster stays up when the endpoint answered (the model stays served
+  until `rayline down`); when the deploy or the check failed, its teardown deletes
+  it, so a failed run leaves no cluster behind.
+- A training retry whose cluster died (its head was killed, say) gets a
+  replacement cluster with the same spec; the same teardown deletes it.
+- Every task try is recorded in the metadata store (`rayline.orchestration.recording`);
+  `record_run` closes the run record and returns it with per-step timings.
+
+Params (validated against JSON schemas before the run starts): ``training`` (the
+training spec), ``training_cluster``, ``serving`` (port, deploy arguments, a
+sample request) and ``serving_cluster``; see `rayline.orchestration.params`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk.exceptions import AirflowException
+
+from rayline.orchestration import recording
+from rayline.orchestration.operators.clusters import (
+    CreateRayClusterOperator,
+    DeleteRayClusterOperator,
+)
+from rayline.orchestration.operators.deploy import DeployModelOperator
+from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
+from rayline.orchestration.params import dag_params
+
+DAG_ID = "rayline_train_and_serve"
+
+# Exponential backoff for tasks where trying again can help (a cluster that failed
+# to start, a job whose cluster died, a manager restarting, an endpoint warming up).
+# Rayline's jobs exit 2 on bad input (nothing was trained or started): no retry helps.
+_BAD_INPUT_EXIT_CODES = (2,)
+
+_RETRYING: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=10),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=2),
+}
+
+
+def _shell_quote(value: object) -> str:
+    # str() first: Jinja's tojson gives Markup, which would HTML-escape the quotes.
+    return shlex.quote(str(value))
+
+
+def _workflow_run_args(ti: Any) -> list[str]:
+    """``--workflow-run-id N`` for the jobs' lineage, once the run is recorded."""
+    run_id = recording.workflow_run_id(ti.dag_id, ti.run_id)
+    return ["--workflow-run-id", str(run_id)] if run_id is not None else []
+
+
+def _training_env() -> dict[str, str]:
+    """The settings the training job needs on the cluster (secrets: kept out of templates)."""
+    from rayline.config import get_settings
+    from rayline.training.submit import job_env_vars
+
+    return job_env_vars(get_settings())
+
+
+def _deploy_env() -> dict[str, str]:
+    """The settings the deploy job needs on the cluster (secrets: kept out of templates)."""
+    from rayline.config import get_settings
+    from rayline.serving.submit import deploy_env_vars
+
+    return deploy_env_vars(get_settings())
+
+
+@task(retries=4, retry_delay=timedelta(seconds=3), retry_exponential_backoff=True)
+def verify_endpoint(deployed: dict[str, Any]) -> dict[str, Any]:
+    """Send the sample request to the served model; fail unless predictions come back."""
+    params = get_current_context()["params"]
+    url = f"{deployed['endpoint_url'].rstrip('/')}/v1/models/{deployed['model']}:predict"
+    response = httpx.post(url, json=params["serving"]["sample_request"], timeout=30)
+    if response.status_code != 200:
+        raise AirflowException(f"{url} answered HTTP {response.status_code}: {response.text[:500]}")
+    predictions = response.json().get("predictions")
+    if not predictions:
+        raise AirflowException(f"{url} answered without predictions: {response.text[:500]}")
+    return {
+        "endpoint_url": deployed["endpoint_url"],
+        "model": deployed["model"],
+        "version": deployed["version"],
+        "deployment_id": deployed.get("deployment_id"),
+        "predictions": predictions,
+    }
+
+
+@task(retries=2, retry_delay=timedelta(seconds=5))
+def record_run() -> dict[str, Any]:
+    """Close the workflow run record; return it with per-step timings."""
+    return recording.finish_run(get_current_context())
+
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Train a model on a Ray cluster and serve it on another",
+    schedule=None,
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=4,
+    params=dag_params(),
+    default_args=dict(recording.STEP_CALLBACKS),
+    on_failure_callback=recording.run_failed,
+    # Params render to dicts and ints, not their string forms.
+    render_template_as_native_obj=True,
+    user_defined_filters={"shquote": _shell_quote},
+    user_defined_macros={"workflow_run_args": _workflow_run_args},
+    doc_md=__doc__,
+    tags=["rayline"],
+) as dag:
+    create_training = CreateRayClusterOperator(
+        task_id="create_training_cluster", spec="{{ params.training_cluster }}", **_RETRYING
+    )
+    train = SubmitRayJobOperator(
+        task_id="train",
+        cluster=create_training.output,
+        entrypoint="python -m rayline.jobs.train --spec {{ params.training | tojson | shquote }} "
+        "{{ workflow_run_args(ti) | join(' ') }}",
+        job_env=_training_env,
+        no_retry_exit_codes=_BAD_INPUT_EXIT_CODES,
+        **_RETRYING,
+    )
+    delete_training = DeleteRayClusterOperator(
+        task_id="delete_training_cluster", created_by="create_training_cluster", **_RETRYING
+    )
+    create_serving = CreateRayClusterOperator(
+        task_id="create_serving_cluster", spec="{{ params.serving_cluster }}", **_RETRYING
+    )
+    deploy = DeployModelOperator(
+        task_id="deploy",
+        cluster=create_serving.output,
+        model="{{ params.training.name }}",
+        # The version the training job reported (RAYLINE_RESULT), else the latest.
+        version="{{ (ti.xcom_pull(task_ids='train', key='job_result') or {}).get('version') }}",
+        port="{{ params.serving.get('port') }}",
+        serving_spec="{{ params.serving.get('spec') or {} }}",
+        deploy_args="{{ params.serving.get('deploy_args', []) + workflow_run_args(ti) }}",
+        job_env=_deploy_env,
+        no_retry_exit_codes=_BAD_INPUT_EXIT_CODES,
+        **{**_RETRYING, "retries": 1},
+    )
+    verified = verify_endpoint(deploy.output)  # type: ignore[arg-type]  # resolved at run time
+    delete_serving = DeleteRayClusterOperator(
+        task_id="delete_serving_cluster_unless_served",
+        created_by="create_serving_cluster",
+        keep_if_succeeded=["verify_endpoint"],
+        **_RETRYING,
+    )
+    recorded = record_run()
+
+    create_training >> train >> delete_training.as_teardown(setups=create_training)
+    # Serve only a model that trained, on a machine the training cluster has left.
+    [train, delete_training] >> create_serving
+    create_serving >> deploy >> verified >> delete_serving.as_teardown(setups=create_serving)
+    [verified, delete_serving] >> recorded

@@ -1,0 +1,44 @@
+"""Errors of Rayline's Airflow operators; each names the problem and the fix."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+__all__ = ["RayJobApiError", "RayJobFailedError", "RayJobNotFoundError", "RayJobRefusedError"]
+
+
+class RayJobApiError(AirflowException):
+    """The Ray Job Submission API did not answer, or answered something unexpected."""
+
+
+class RayJobNotFoundError(RayJobApiError):
+    """The job API answered, but knows no job with this submission id (HTTP 404)."""
+
+    def __init__(self, submission_id: str, address: str) -> None:
+        self.submission_id = submission_id
+        super().__init__(
+            f"the Ray cluster at {address} has no job {submission_id!r}; was the cluster "
+            "replaced since the job was submitted?"
+        )
+
+
+class RayJobFailedError(AirflowException):
+    """A Ray job ended FAILED or STOPPED; carries Ray's status and message."""
+
+    def __init__(self, submission_id: str, *, status: str, message: str) -> None:
+        self.submission_id = submission_id
+        self.status = status
+        self.message = message
+        super().__init__(
+            f"Ray job {submission_id} ended {status}: {message or 'no message'}; its log is "
+            "above in this task's log"
+        )
+
+
+class RayJobRefusedError(RayJobFailedError, AirflowFailException):
+    """A Ray job exited with a "bad input" code: the task fails without retrying."""
+
+    def __init__(self, submission_id: str, *, status: str, message: str, exit_code: int) -> None:
+        self.exit_code = exit_code
+        super().__init__(submission_id, status=status, message=message)
+        self.args = (f"{self.args[0]}; exit code {exit_code} means bad input, so no retry",)

@@ -1,0 +1,356 @@
+"""Operators that create and delete Ray clusters through the Rayline Cluster Manager."""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+from pydantic import ValidationError as PydanticValidationError
+
+from rayline.clusters.errors import ClusterFailedError, ClusterManagerError, WaitTimeoutError
+from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState
+from rayline.orchestration import ids
+from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
+from rayline.orchestration.triggers.ray_cluster import RayClusterStateTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "CreateRayClusterOperator",
+    "DeleteRayClusterOperator",
+    "build_cluster_spec",
+    "cluster_summary",
+    "rendered_mapping",
+]
+
+
+def build_cluster_spec(
+    raw: Mapping[str, Any] | str,
+    *,
+    key: ids.TaskKey,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> ClusterCreate:
+    """Turn a rendered operator argument into a validated, idempotent cluster request.
+
+    The name defaults to one derived from the task try, the request id always is
+    (so only this try of this task can ask for this cluster), and the run labels
+    are added so a teardown can find every cluster the task made.
+
+    Args:
+        raw: ClusterCreate fields as a mapping or a JSON string (templates render
+            to strings unless the DAG renders native objects).
+        key: the task try asking.
+        name: the cluster name; derived from ``key`` when None.
+        labels: labels that win over the run labels (a replacement cluster keeps
+            those of the cluster it replaces, so the same teardown finds it).
+
+    Raises:
+        AirflowException: the spec is not valid JSON or not a valid cluster request;
+            the message names the fields.
+    """
+    fields = rendered_mapping(raw)
+    merged_labels = {
+        **dict(fields.get("labels") or {}),
+        **ids.run_labels(key),
+        **dict(labels or {}),
+    }
+    try:
+        return ClusterCreate.model_validate(
+            {
+                **fields,
+                "name": name or fields.get("name") or ids.cluster_name(key),
+                "labels": merged_labels,
+                "request_id": ids.cluster_request_id(key),
+            }
+        )
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise AirflowException(f"invalid cluster spec: {problems}; fix these fields") from exc
+
+
+def cluster_summary(cluster: ClusterPublic, spec: ClusterCreate | None = None) -> dict[str, Any]:
+    """The XCom value of a cluster: ids, addresses, labels and (to make a twin) its spec."""
+    summary: dict[str, Any] = {
+        "cluster_id": cluster.id,
+        "name": cluster.name,
+        "purpose": cluster.purpose.value,
+        "state": cluster.state.value,
+        "head_address": cluster.head_address,
+        "job_api_url": cluster.job_api_url,
+        "dashboard_url": cluster.dashboard_url,
+        "labels": dict(cluster.labels),
+    }
+    if spec is not None:
+        summary["spec"] = spec.model_dump(mode="json", exclude={"name", "request_id"})
+    return summary
+
+
+class CreateRayClusterOperator(BaseOperator):
+    """Request a Ray cluster from the Cluster Manager and wait until it is READY.
+
+    The request id derives from the DAG run, task and try number: the same try
+    executed again (resumed, or its HTTP call retried) gets the same cluster,
+    while a retry gets a new one. A retry first deletes the clusters earlier
+    tries left, and a cluster that fails to become READY is deleted before the
+    task fails, since a teardown does not run when its setup failed.
+
+    Returns (XCom) the cluster's ``cluster_id``, ``head_address``,
+    ``job_api_url``, ``dashboard_url``, ``labels`` and ``spec``; the
+    ``cluster_id`` is also pushed under its own key as soon as it is known.
+
+    :param spec: the cluster request, the fields of
+        `rayline.clusters.schemas.ClusterCreate` (``purpose``, ``head``, ``worker``,
+        ``worker_count``, ``ttl_seconds``, ``labels`` ...), as a dict or JSON. (templated)
+    :param name: the cluster name; derived from the task when None. (templated)
+    :param rayline_conn_id: the Rayline connection of the Cluster Manager.
+    :param wait_for_ready: wait until the cluster is READY before succeeding.
+    :param ready_timeout: seconds to wait for READY.
+    :param deferrable: wait in the triggerer instead of on a worker.
+    :param poll_interval: seconds between two status checks when deferred.
+    """
+
+    template_fields: Sequence[str] = ("spec", "name")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json"}
+    ui_color = "#cfe8fc"
+
+    def __init__(
+        self,
+        *,
+        spec: Mapping[str, Any] | str,
+        name: str | None = None,
+        rayline_conn_id: str = ClusterManagerHook.default_conn_name,
+        wait_for_ready: bool = True,
+        ready_timeout: float = 600,
+        deferrable: bool = False,
+        poll_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.name = name
+        self.rayline_conn_id = rayline_conn_id
+        self.wait_for_ready = wait_for_ready
+        self.ready_timeout = ready_timeout
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+
+    @cached_property
+    def hook(self) -> ClusterManagerHook:
+        """The Cluster Manager hook of ``rayline_conn_id``."""
+        return ClusterManagerHook(self.rayline_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        key = ids.TaskKey.from_context(context)
+        spec = build_cluster_spec(self.spec, key=key, name=self.name)
+        self._delete_earlier_tries(key)
+        cluster = self.hook.create_cluster(spec)
+        self.log.info(
+            "Requested %s cluster %s (%s), request id %s: %s",
+            spec.purpose.value,
+            cluster.id,
+            cluster.name,
+            spec.request_id,
+            cluster.state.value,
+        )
+        context["ti"].xcom_push(key="cluster_id", value=cluster.id)
+        if not self.wait_for_ready or cluster.state == ClusterState.READY:
+            return cluster_summary(cluster, spec)
+        if self.deferrable:
+            self.defer(
+                trigger=RayClusterStateTrigger(
+                    cluster_id=cluster.id,
+                    rayline_conn_id=self.rayline_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=time.time() + self.ready_timeout,
+                ),
+                method_name="execute_complete",
+            )
+        return cluster_summary(self._wait_until_ready(cluster.id), spec)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired; fail (deleting the cluster) unless it is READY."""
+        if event["status"] != "success" or event.get("cluster") is None:
+            self._delete_after_failure(event["cluster_id"])
+            raise AirflowException(
+                f"cluster {event['cluster_id']} did not become READY: {event['message']}"
+            )
+        cluster = ClusterPublic.model_validate(event["cluster"])
+        self.log.info("Cluster %s is READY; job API at %s", cluster.id, cluster.job_api_url)
+        # The same derivation as in execute(), so the same spec (for a replacement's twin).
+        spec = build_cluster_spec(self.spec, key=ids.TaskKey.from_context(context), name=self.name)
+        return cluster_summary(cluster, spec)
+
+    def _wait_until_ready(self, cluster_id: str) -> ClusterPublic:
+        seen: list[ClusterState] = []
+
+        def report(cluster: ClusterPublic) -> None:
+            if not seen or seen[-1] != cluster.state:
+                seen.append(cluster.state)
+                self.log.info("Cluster %s is %s", cluster.id, cluster.state.value)
+
+        try:
+            cluster = self.hook.wait_until_ready(
+                cluster_id, timeout=self.ready_timeout, on_poll=report
+            )
+        except (ClusterFailedError, WaitTimeoutError) as exc:
+            self._delete_after_failure(cluster_id)
+            raise AirflowException(f"cluster {cluster_id} did not become READY: {exc}") from exc
+        self.log.info("Cluster %s is READY; job API at %s", cluster.id, cluster.job_api_url)
+        return cluster
+
+    def _delete_earlier_tries(self, key: ids.TaskKey) -> None:
+        """Delete what earlier tries of this task left (they failed, so nobody uses it)."""
+        if key.try_number <= 1:
+            return
+        earlier = {ids.cluster_request_id(key.with_try(n)) for n in range(1, key.try_number)}
+        for cluster in self.hook.live_clusters(ids.run_labels(key)):
+            if cluster.request_id in earlier:
+                self.log.info("Deleting cluster %s left by an earlier try", cluster.id)
+                self.hook.delete_cluster(cluster.id)
+
+    def _delete_after_failure(self, cluster_id: str) -> None:
+        self.log.info("Deleting cluster %s, which did not become READY", cluster_id)
+        try:
+            self.hook.delete_cluster(cluster_id)
+        except ClusterManagerError as exc:
+            # The original failure matters more; the cluster's TTL or the teardown
+            # (which deletes by run labels) still removes it.
+            self.log.error("Could not delete cluster %s: %s", cluster_id, exc)
+
+
+class DeleteRayClusterOperator(BaseOperator):
+    """Delete Ray clusters; idempotent, meant to be a teardown task.
+
+    Deletes the cluster ``cluster_id`` and, with ``created_by``, every live
+    cluster that task made in this DAG run (all its tries, and the replacements
+    `SubmitRayJobOperator` made for it). Clusters already gone are fine.
+
+    Use it as the teardown of a `CreateRayClusterOperator`::
+
+        create = CreateRayClusterOperator(task_id="create_cluster", spec={...})
+        delete = DeleteRayClusterOperator(task_id="delete_cluster", created_by="create_cluster")
+        create >> work >> delete.as_teardown(setups=create)
+
+    Returns (XCom) the ids of the clusters it deleted.
+
+    :param cluster_id: a cluster to delete. (templated)
+    :param created_by: the task id of a `CreateRayClusterOperator` whose clusters
+        of this DAG run to delete.
+    :param keep_if_succeeded: task ids; when all of them succeeded in this DAG
+        run, delete nothing (e.g. keep a serving cluster whose endpoint answered,
+        delete it when the deployment failed).
+    :param wait_for_termination: wait until the clusters have released their
+        resources (processes, ports), so the next cluster finds them free.
+    :param termination_timeout: seconds to wait for that.
+    :param rayline_conn_id: the Rayline connection of the Cluster Manager.
+    """
+
+    template_fields: Sequence[str] = ("cluster_id",)
+    ui_color = "#fcd9cf"
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str | None = None,
+        created_by: str | None = None,
+        keep_if_succeeded: Sequence[str] = (),
+        wait_for_termination: bool = True,
+        termination_timeout: float = 180,
+        rayline_conn_id: str = ClusterManagerHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if cluster_id is None and created_by is None:
+            raise ValueError(f"{self.task_id}: give cluster_id, created_by, or both")
+        self.cluster_id = cluster_id
+        self.created_by = created_by
+        self.keep_if_succeeded = tuple(keep_if_succeeded)
+        self.wait_for_termination = wait_for_termination
+        self.termination_timeout = termination_timeout
+        self.rayline_conn_id = rayline_conn_id
+
+    @cached_property
+    def hook(self) -> ClusterManagerHook:
+        """The Cluster Manager hook of ``rayline_conn_id``."""
+        return ClusterManagerHook(self.rayline_conn_id)
+
+    def execute(self, context: Context) -> list[str]:
+        if self._keep(context):
+            self.log.info("Keeping the clusters: %s succeeded", ", ".join(self.keep_if_succeeded))
+            return []
+        targets = self._targets(context)
+        if not targets:
+            self.log.info("No cluster to delete")
+            return []
+        ending = []
+        for cluster_id in targets:
+            cluster = self.hook.delete_cluster(cluster_id)
+            self.log.info(
+                "Deleting cluster %s: %s", cluster_id, cluster.state.value if cluster else "gone"
+            )
+            if cluster is not None and not cluster.state.is_terminal():
+                ending.append(cluster_id)
+        if self.wait_for_termination:
+            for cluster_id in ending:
+                ended = self.hook.wait_until_terminated(
+                    cluster_id, timeout=self.termination_timeout
+                )
+                self.log.info("Cluster %s is %s", cluster_id, ended.state.value)
+        return targets
+
+    def _targets(self, context: Context) -> list[str]:
+        targets = [self.cluster_id] if self.cluster_id else []
+        if self.created_by is not None:
+            origin = ids.TaskKey.from_context(context)
+            labels = ids.run_labels(
+                ids.TaskKey(
+                    dag_id=origin.dag_id,
+                    run_id=origin.run_id,
+                    task_id=self.created_by,
+                    try_number=1,
+                )
+            )
+            targets += [c.id for c in self.hook.live_clusters(labels) if c.id not in targets]
+        return targets
+
+    def _keep(self, context: Context) -> bool:
+        if not self.keep_if_succeeded:
+            return False
+        ti = context["ti"]
+        states = ti.get_task_states(
+            dag_id=ti.dag_id, task_ids=list(self.keep_if_succeeded), run_ids=[ti.run_id]
+        ).get(ti.run_id, {})
+        return all(states.get(task_id) == "success" for task_id in self.keep_if_succeeded)
+
+
+def rendered_mapping(raw: object) -> dict[str, Any]:
+    """A rendered template field as a dict: a mapping, or a JSON object in a string.
+
+    Raises:
+        AirflowException: it is neither.
+    """
+    if isinstance(raw, str):
+        text = raw
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            try:
+                # A dict rendered by a non-native template: "{'purpose': 'training'}".
+                raw = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise AirflowException(
+                    f"expected a JSON object, got {text[:200]!r}: {exc}"
+                ) from exc
+    if not isinstance(raw, Mapping):
+        raise AirflowException(f"expected an object (a dict), not {type(raw).__name__}")
+    return dict(raw)

@@ -1,0 +1,56 @@
+"""Serving: a model version as a Docker image running Ray Serve, or a Serve app on Ray.
+
+The pieces, each in its own module:
+
+- :mod:`~rayline.serving.app`: the Ray Serve application (HTTP API, validation,
+  dynamic batching, Prometheus metrics);
+- :mod:`~rayline.serving.images`: the base image and model images, built offline;
+- :mod:`~rayline.serving.container`: what runs inside a model container;
+- :mod:`~rayline.serving.runtimes`: Docker and Ray Serve, behind one interface;
+- :mod:`~rayline.serving.deployer`: deploy, update without downtime, roll back, delete;
+- :mod:`~rayline.serving.health`: mark deployments whose server died FAILED;
+- :mod:`~rayline.serving.submit`: run the deploy job on a serving cluster;
+- :mod:`~rayline.serving.client`: predictions through service discovery.
+
+Example:
+    >>> from rayline.serving import run_deploy_job  # doctest: +SKIP
+    >>> outcome = run_deploy_job(manager, ["--model", "iris@champion"])  # doctest: +SKIP
+    >>> outcome.result["url"]  # doctest: +SKIP
+    'http://127.0.0.1:24318'
+"""
+
+from __future__ import annotations
+
+from rayline.serving.errors import (
+    DeploymentFailedError,
+    DeploymentNotFoundError,
+    DockerUnavailableError,
+    ImageBuildError,
+    InvalidModelRefError,
+    InvalidRequestError,
+    NoEndpointError,
+    PortInUseError,
+    PredictionRejectedError,
+    ServingError,
+)
+from rayline.serving.spec import ModelRef, ServingSpec, parse_model_ref
+from rayline.serving.submit import DeployOutcome, run_deploy_job, submit_deploy_job
+
+__all__ = [
+    "DeployOutcome",
+    "DeploymentFailedError",
+    "DeploymentNotFoundError",
+    "DockerUnavailableError",
+    "ImageBuildError",
+    "InvalidModelRefError",
+    "InvalidRequestError",
+    "ModelRef",
+    "NoEndpointError",
+    "PortInUseError",
+    "PredictionRejectedError",
+    "ServingError",
+    "ServingSpec",
+    "parse_model_ref",
+    "run_deploy_job",
+    "submit_deploy_job",
+]

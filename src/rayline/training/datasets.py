@@ -1,0 +1,197 @@
+"""Find, fingerprint and read a training dataset.
+
+``file://`` and ``s3://`` data (one CSV or Parquet file, or a directory of them)
+is read with Ray Data across the cluster; the scikit-learn bundled datasets are
+loaded from the installed package (nothing is downloaded). Every failure to
+find or reach the data is raised as a :class:`~rayline.training.errors.DatasetError`
+before any training starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from rayline.training.dataset_uri import DatasetRef
+from rayline.training.errors import (
+    DatasetError,
+    DatasetNotFoundError,
+    DatasetUnreachableError,
+    EmptyDatasetError,
+)
+from rayline.training.filesystems import s3_filesystem
+
+if TYPE_CHECKING:
+    import ray.data
+
+    from rayline.config import Settings
+
+__all__ = [
+    "SKLEARN_TARGET",
+    "DatasetFiles",
+    "fingerprint_frame",
+    "list_dataset_files",
+    "load_sklearn_frame",
+    "read_dataset",
+]
+
+# The bundled datasets come as a frame whose label column is called this.
+SKLEARN_TARGET = "target"
+_HASH_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """The data files behind a ``file://`` or ``s3://`` dataset.
+
+    Attributes:
+        ref: The parsed URI.
+        filesystem: The pyarrow file system they live on.
+        paths: File paths on that file system, sorted.
+        total_size: Sum of their sizes in bytes.
+    """
+
+    ref: DatasetRef
+    filesystem: pafs.FileSystem
+    paths: tuple[str, ...]
+    total_size: int
+
+    def sha256(self) -> str:
+        """Content hash: sha256 of the file for one file, else over (name, sha256) pairs."""
+        digests = [(path, self._file_sha256(path)) for path in self.paths]
+        if len(digests) == 1:
+            return digests[0][1]
+        root = self.ref.path.rstrip("/") + "/"
+        outer = hashlib.sha256()
+        for path, digest in digests:
+            outer.update(f"{path.removeprefix(root)}\0{digest}\n".encode())
+        return outer.hexdigest()
+
+    def _file_sha256(self, path: str) -> str:
+        digest = hashlib.sha256()
+        try:
+            with self.filesystem.open_input_stream(path) as stream:
+                while chunk := stream.read(_HASH_CHUNK):
+                    digest.update(chunk)
+        except OSError as err:
+            raise DatasetUnreachableError(self.ref.uri, _describe(err)) from None
+        return digest.hexdigest()
+
+
+def _filesystem(ref: DatasetRef, settings: Settings) -> pafs.FileSystem:
+    return s3_filesystem(settings) if ref.is_remote else pafs.LocalFileSystem()
+
+
+def list_dataset_files(ref: DatasetRef, settings: Settings) -> DatasetFiles:
+    """Check that the dataset exists and is not empty; list its files.
+
+    Args:
+        ref: A ``file://`` or ``s3://`` dataset.
+        settings: For the S3 endpoint and credentials.
+
+    Returns:
+        The data files (hidden ``.x`` and ``_x`` files of a directory are skipped).
+
+    Raises:
+        DatasetNotFoundError: Nothing is at the URI, or a directory holds no data files.
+        DatasetUnreachableError: The storage cannot be reached or refused access.
+        EmptyDatasetError: The files are all empty.
+    """
+    fs = _filesystem(ref, settings)
+    path = ref.path.rstrip("/")
+    try:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+        else:
+            infos = [info]
+    except OSError as err:
+        raise DatasetUnreachableError(ref.uri, _describe(err)) from None
+    if info.type == pafs.FileType.NotFound:
+        raise DatasetNotFoundError(ref.uri)
+    files = sorted(
+        (i for i in infos if i.type == pafs.FileType.File and not _hidden(i.path, path)),
+        key=lambda i: i.path,
+    )
+    if not files:
+        raise DatasetNotFoundError(ref.uri, "the directory holds no data files")
+    total = sum(i.size or 0 for i in files)
+    if total == 0:
+        raise EmptyDatasetError(ref.uri)
+    return DatasetFiles(
+        ref=ref, filesystem=fs, paths=tuple(i.path for i in files), total_size=total
+    )
+
+
+def _hidden(path: str, root: str) -> bool:
+    relative = path.removeprefix(root).strip("/")
+    return any(part.startswith((".", "_")) for part in relative.split("/"))
+
+
+def load_sklearn_frame(name: str) -> pd.DataFrame:
+    """Load a dataset bundled with scikit-learn as one frame, label column ``target``."""
+    from sklearn import datasets  # imported here: slow, and only this path needs it
+
+    loaders = {
+        "iris": datasets.load_iris,
+        "breast_cancer": datasets.load_breast_cancer,
+        "diabetes": datasets.load_diabetes,
+        "digits": datasets.load_digits,
+    }
+    frame = loaders[name](as_frame=True).frame
+    assert isinstance(frame, pd.DataFrame)
+    return frame
+
+
+def fingerprint_frame(frame: pd.DataFrame) -> str:
+    """sha256 of a frame's column names and values (row order included)."""
+    digest = hashlib.sha256()
+    digest.update("\0".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_dataset(ref: DatasetRef, settings: Settings) -> tuple[ray.data.Dataset, str]:
+    """Read the dataset with Ray Data, materialized in the cluster's object store.
+
+    Args:
+        ref: The dataset to read.
+        settings: For the S3 endpoint and credentials.
+
+    Returns:
+        ``(dataset, sha256 of its content)``.
+
+    Raises:
+        DatasetError: The data is missing, unreachable, empty or unparsable.
+    """
+    import ray.data
+    from ray.exceptions import RayError
+
+    if ref.scheme == "sklearn":
+        frame = load_sklearn_frame(ref.path)
+        return ray.data.from_pandas(frame).materialize(), fingerprint_frame(frame)
+    files = list_dataset_files(ref, settings)
+    digest = files.sha256()
+    reader = ray.data.read_parquet if ref.format == "parquet" else ray.data.read_csv
+    try:
+        dataset = reader(list(files.paths), filesystem=files.filesystem).materialize()
+    except RayError as err:
+        raise DatasetError(
+            f"cannot read dataset {ref.uri} as {ref.format}: {_cause(err)}"
+        ) from None
+    return dataset, digest
+
+
+def _describe(err: OSError) -> str:
+    # pyarrow's messages name the operation and the AWS error code, never the keys.
+    return " ".join(str(err).split())[:300]
+
+
+def _cause(err: BaseException) -> str:
+    cause = getattr(err, "cause", None) or err.__cause__ or err
+    lines = [line for line in str(cause).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(cause).__name__

@@ -1,0 +1,132 @@
+"""The interface every framework implements, and what the training loops share.
+
+A framework contributes three things: a Ray Train trainer running its
+per-worker loop, a quick check of its hyperparameters in the driver (so bad
+ones fail before any worker starts), and a loader that turns the saved model
+file back into scores. Everything else (data, splits, metrics, artifacts,
+registration) is common and lives in :mod:`rayline.training.runner`.
+"""
+
+from __future__ import annotations
+
+import abc
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from ray.train import Result, RunConfig, ScalingConfig
+
+__all__ = ["Framework", "LoopConfig", "Scorer", "Trainer", "frame_to_xy", "log"]
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything the per-worker loop needs; sent to every worker as a plain dict.
+
+    Attributes:
+        features: Feature column names, in model order.
+        target: Target column (class indices for classification).
+        task: ``classification`` or ``regression``.
+        num_classes: Number of classes (0 for regression).
+        hyperparameters: Resolved hyperparameters (Rayline's and native).
+        checkpoint_every: Rounds or epochs between checkpoints.
+        seed: Random seed.
+        cpus_per_worker: CPUs each worker holds (thread count of the library).
+        use_gpu: Whether workers hold GPUs.
+        preprocessing: Framework-specific statistics computed in the driver.
+    """
+
+    features: list[str]
+    target: str
+    task: str
+    num_classes: int
+    hyperparameters: dict[str, Any]
+    checkpoint_every: int
+    seed: int
+    cpus_per_worker: float
+    use_gpu: bool = False
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict handed to ``train_loop_config``."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopConfig:
+        """Rebuild the config inside a worker."""
+        return cls(**data)
+
+
+class Trainer(Protocol):
+    """A Ray Train trainer: ``fit()`` runs the workers and returns the result."""
+
+    def fit(self) -> Result:
+        """Train until done (or out of retries)."""
+        ...
+
+
+class Scorer(Protocol):
+    """A loaded model: class probabilities ``[n, k]`` or regression values ``[n]``."""
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Score a ``float64`` feature matrix in signature order."""
+        ...
+
+
+class Framework(abc.ABC):
+    """One training library behind Ray Train."""
+
+    name: ClassVar[str]
+    #: The model file inside a checkpoint and inside the published version.
+    model_file: ClassVar[str]
+
+    @abc.abstractmethod
+    def preflight(self, config: LoopConfig, sample: pd.DataFrame) -> None:
+        """Check the hyperparameters in the driver, on a few rows, before any worker starts.
+
+        Raises:
+            InvalidSpecError: A hyperparameter is unknown or has a bad value.
+        """
+
+    @abc.abstractmethod
+    def make_trainer(
+        self,
+        config: LoopConfig,
+        *,
+        scaling: ScalingConfig,
+        run_config: RunConfig,
+        datasets: dict[str, Any],
+    ) -> Trainer:
+        """Build the Ray Train trainer that runs this framework's per-worker loop."""
+
+    @abc.abstractmethod
+    def load(self, model_path: Path, config: LoopConfig) -> Scorer:
+        """Load a model file written by this framework's loop."""
+
+    def preprocessing(self, config: LoopConfig, train: Any) -> dict[str, Any]:
+        """Statistics the loop and the predictor need (e.g. feature scaling); none by default."""
+        return {}
+
+
+def frame_to_xy(frame: pd.DataFrame, config: LoopConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix (``float64``, signature order) and target vector of a frame."""
+    features = frame[config.features].to_numpy(dtype=np.float64)
+    labels = frame[config.target].to_numpy()
+    if config.task == "classification":
+        return features, labels.astype(np.int64)
+    return features, labels.astype(np.float64)
+
+
+def log(message: str) -> None:
+    """Write a progress line into the job's logs (workers' output reaches the driver).
+
+    ``sys.stdout.write``, not ``print``: Ray Train patches ``print`` in workers to
+    also log each line, which would show every line twice.
+    """
+    sys.stdout.write(f"[rayline] {message}\n")
+    sys.stdout.flush()

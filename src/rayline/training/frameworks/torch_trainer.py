@@ -1,0 +1,247 @@
+"""A multi-layer perceptron in PyTorch, data-parallel with ``ray.train.torch.TorchTrainer``.
+
+torch is optional (``pip install 'rayline[torch]'``) and imported only inside
+the functions that need it. Features (and a regression target) are
+standardised with statistics the driver computed on the training split; they
+are saved in the model file so the predictor applies the same scaling.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rayline.training.errors import InvalidSpecError
+from rayline.training.frameworks.base import Framework, LoopConfig, Trainer, log
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from ray.train import RunConfig, ScalingConfig
+
+__all__ = ["TorchFramework"]
+
+MODEL_FILE = "model.pt"
+_INSTALL_HINT = "install the torch extra: pip install 'rayline[torch]'"
+
+
+def _require_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise InvalidSpecError(
+            "framework", [f"framework 'torch' needs PyTorch; {_INSTALL_HINT}"]
+        ) from None
+    return torch
+
+
+def _build_mlp(inputs: int, hidden: list[int], outputs: int) -> Any:
+    torch = _require_torch()
+    layers: list[Any] = []
+    width = inputs
+    for size in hidden:
+        layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
+        width = size
+    layers.append(torch.nn.Linear(width, outputs))
+    return torch.nn.Sequential(*layers)
+
+
+def _outputs(config: LoopConfig) -> int:
+    return config.num_classes if config.task == "classification" else 1
+
+
+def _train_loop(raw: dict[str, Any]) -> None:
+    """The per-worker loop: standardised batches -> DDP model -> checkpoint every k epochs."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    config = LoopConfig.from_dict(raw)
+    params = config.hyperparameters
+    torch.manual_seed(config.seed)
+    model = _build_mlp(len(config.features), list(params["hidden_sizes"]), _outputs(config))
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"]
+    )
+    start = _restore(model, optimizer)
+    model = ray.train.torch.prepare_model(model)
+    scale = _Scaling(config)
+    loss_fn = torch.nn.CrossEntropyLoss() if config.task == "classification" else torch.nn.MSELoss()
+    shard = ray.train.get_dataset_shard("train")
+    assert shard is not None
+    rank = ray.train.get_context().get_world_rank()
+    if rank == 0:
+        workers = ray.train.get_context().get_world_size()
+        log(f"torch: epochs {start + 1}..{params['epochs']} on {workers} workers")
+    for epoch in range(start, int(params["epochs"])):
+        total, count = 0.0, 0
+        for batch in shard.iter_torch_batches(
+            batch_size=int(params["batch_size"]),
+            dtypes=torch.float32,
+            # Rows arrive in source order (the split needs no shuffle): mix them locally.
+            local_shuffle_buffer_size=max(1024, 8 * int(params["batch_size"])),
+            local_shuffle_seed=config.seed + epoch,
+        ):
+            features, labels = scale.batch(batch)
+            optimizer.zero_grad()
+            loss = loss_fn(
+                model(features).squeeze(-1) if config.task == "regression" else model(features),
+                labels,
+            )
+            loss.backward()
+            optimizer.step()
+            total, count = total + float(loss) * len(labels), count + len(labels)
+        done = epoch + 1
+        if done % config.checkpoint_every == 0 or done == int(params["epochs"]):
+            _report(model, optimizer, done, start, total / max(count, 1), config, rank)
+
+
+class _Scaling:
+    """Standardise features (and a regression target) with the driver's statistics."""
+
+    def __init__(self, config: LoopConfig) -> None:
+        import torch
+
+        stats = config.preprocessing
+        self._torch = torch
+        self._config = config
+        self._mean = torch.tensor(stats["feature_mean"], dtype=torch.float32)
+        self._std = torch.tensor(stats["feature_std"], dtype=torch.float32)
+        self._y_mean = float(stats.get("target_mean", 0.0))
+        self._y_std = float(stats.get("target_std", 1.0))
+
+    def batch(self, batch: dict[str, Any]) -> tuple[Any, Any]:
+        torch = self._torch
+        features = torch.stack([batch[name] for name in self._config.features], dim=1)
+        features = (features - self._mean) / self._std
+        labels = batch[self._config.target]
+        if self._config.task == "classification":
+            return features, labels.long()
+        return features, (labels - self._y_mean) / self._y_std
+
+
+def _restore(model: Any, optimizer: Any) -> int:
+    import ray.train
+    import torch
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as path:
+        state = torch.load(Path(path, MODEL_FILE), weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if ray.train.get_context().get_world_rank() == 0:
+        log(f"torch: resuming from checkpoint at epoch {state['epoch']}")
+    return int(state["epoch"])
+
+
+def _report(
+    model: Any, optimizer: Any, epoch: int, start: int, loss: float, config: LoopConfig, rank: int
+) -> None:
+    import ray.train
+    import torch
+
+    metrics = {"iteration": epoch, "resumed_from": start, "train-loss": loss}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            inner = model.module if hasattr(model, "module") else model
+            state = {
+                "model": inner.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "preprocessing": config.preprocessing,
+                "hidden_sizes": list(config.hyperparameters["hidden_sizes"]),
+            }
+            torch.save(state, Path(tmp, MODEL_FILE))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)
+    if rank == 0:
+        log(f"torch: checkpoint at epoch {epoch}, train loss {loss:.4f}")
+
+
+class _MLPScorer:
+    def __init__(self, model: Any, state: dict[str, Any], config: LoopConfig) -> None:
+        self._model = model
+        self._config = config
+        stats = state["preprocessing"]
+        self._mean = np.asarray(stats["feature_mean"])
+        self._std = np.asarray(stats["feature_std"])
+        self._y = (float(stats.get("target_mean", 0.0)), float(stats.get("target_std", 1.0)))
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        import torch
+
+        scaled = torch.tensor((features - self._mean) / self._std, dtype=torch.float32)
+        with torch.no_grad():
+            out = self._model(scaled)
+        if self._config.task == "classification":
+            return np.asarray(torch.softmax(out, dim=1).numpy(), dtype=np.float64)
+        return np.asarray(out.squeeze(-1).numpy(), dtype=np.float64) * self._y[1] + self._y[0]
+
+
+class TorchFramework(Framework):
+    """A PyTorch MLP (hidden_sizes, epochs, batch_size, lr, weight_decay)."""
+
+    name = "torch"
+    model_file = MODEL_FILE
+
+    def preflight(self, config: LoopConfig, sample: pd.DataFrame) -> None:
+        """Check that torch is installed; the hyperparameters were typed by the spec."""
+        _require_torch()
+
+    def preprocessing(self, config: LoopConfig, train: Any) -> dict[str, Any]:
+        """Mean and standard deviation of each feature (and a regression target)."""
+        columns = list(config.features)
+        if config.task == "regression":
+            columns.append(config.target)
+        means = (
+            train.mean(columns)
+            if len(columns) > 1
+            else {f"mean({columns[0]})": train.mean(columns[0])}
+        )
+        stds = (
+            train.std(columns, ddof=0)
+            if len(columns) > 1
+            else {f"std({columns[0]})": train.std(columns[0], ddof=0)}
+        )
+        mean = [float(means[f"mean({c})"]) for c in columns]
+        std = [float(stds[f"std({c})"]) or 1.0 for c in columns]
+        stats: dict[str, Any] = {
+            "feature_mean": mean[: len(config.features)],
+            "feature_std": std[: len(config.features)],
+        }
+        if config.task == "regression":
+            stats["target_mean"], stats["target_std"] = mean[-1], std[-1]
+        return stats
+
+    def make_trainer(
+        self,
+        config: LoopConfig,
+        *,
+        scaling: ScalingConfig,
+        run_config: RunConfig,
+        datasets: dict[str, Any],
+    ) -> Trainer:
+        """A ``TorchTrainer`` (gloo on CPUs) running :func:`_train_loop` on every worker."""
+        from ray.train.torch import TorchTrainer
+
+        return TorchTrainer(
+            _train_loop,
+            train_loop_config=config.to_dict(),
+            scaling_config=scaling,
+            run_config=run_config,
+            datasets={"train": datasets["train"]},
+        )
+
+    def load(self, model_path: Path, config: LoopConfig) -> _MLPScorer:
+        """Load ``model.pt`` (a state dict and the scaling statistics)."""
+        torch = _require_torch()
+        state = torch.load(model_path, weights_only=True, map_location="cpu")
+        model = _build_mlp(len(config.features), list(state["hidden_sizes"]), _outputs(config))
+        model.load_state_dict(state["model"])
+        model.eval()
+        return _MLPScorer(model, state, config)

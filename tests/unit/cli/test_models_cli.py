@@ -1,0 +1,74 @@
+"""`rayline models list|show` on a real (SQLite) metadata store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from rayline.cli import models as cli
+from rayline.config import get_settings
+from rayline.metadata import ModelRegistry, create_engine_for, upgrade
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    monkeypatch.setenv("RAYLINE_DATABASE_URL", url)
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    get_settings.cache_clear()
+    upgrade(url)
+    yield url
+    get_settings.cache_clear()
+
+
+def register(url: str, name: str, accuracy: float) -> None:
+    engine = create_engine_for(url)
+    ModelRegistry().register_version(
+        engine, name=name, artifact_uri=f"s3://b/{name}/v", sha256="0" * 64,
+        framework="xgboost", task="classification",
+        metrics={"validation_accuracy": accuracy}, params={"max_depth": 3},
+        signature={"inputs": [{"name": "f0", "type": "double"}], "output": {}},
+        dataset_uri="sklearn:iris", dataset_sha256="1" * 64, code_version="rayline 0.1.0",
+    )  # fmt: skip
+    engine.dispose()
+
+
+def test_list_and_show(database: str) -> None:
+    register(database, "iris", 0.9)
+    register(database, "iris", 0.95)
+    register(database, "wine", 0.8)
+    runner = CliRunner()
+
+    out = runner.invoke(cli.app, ["list"])
+    assert out.exit_code == 0, out.output
+    assert "iris" in out.output and "wine" in out.output
+
+    out = runner.invoke(cli.app, ["list", "iris"])
+    assert "validation_accuracy=0.95" in out.output
+
+    out = runner.invoke(cli.app, ["show", "iris"])
+    assert out.exit_code == 0, out.output
+    assert "version 2" in out.output and "0.95" in out.output and "max_depth" in out.output
+
+    out = runner.invoke(cli.app, ["show", "iris:1"])
+    assert "version 1" in out.output and "0.9" in out.output and "f0 (double)" in out.output
+
+
+def test_unknown_model_and_version(database: str) -> None:
+    register(database, "iris", 0.9)
+    runner = CliRunner()
+    out = runner.invoke(cli.app, ["show", "nope"])
+    assert out.exit_code == 1 and "not registered" in out.output
+    out = runner.invoke(cli.app, ["show", "iris:7"])
+    assert out.exit_code == 1 and "no version 7" in out.output
+    out = runner.invoke(cli.app, ["show", "iris:latest"])
+    assert out.exit_code == 2
+
+
+def test_empty_store(database: str) -> None:
+    out = CliRunner().invoke(cli.app, ["list"])
+    assert out.exit_code == 0 and "no models registered" in out.output

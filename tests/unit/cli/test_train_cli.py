@@ -1,0 +1,150 @@
+"""`rayline train` with a fake Cluster Manager client and a fake job: the cluster's lifecycle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from rayline.cli import train as cli
+from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState, Purpose
+from rayline.training.errors import TrainingJobError
+from rayline.training.spec import load_spec
+from rayline.training.submit import JobOutcome
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+SPEC = (
+    "spec_version: 1\nname: Iris\ndataset: sklearn:iris\ntarget: target\n"
+    "task: classification\nframework: xgboost\nworkers: 2\ncpus_per_worker: 1.5\n"
+)
+
+
+def cluster(state: ClusterState) -> ClusterPublic:
+    return ClusterPublic(
+        id="rc-1", name="train-iris", purpose=Purpose.TRAINING, state=state, backend="local",
+        worker_count=2, ttl_seconds=60, created_at=NOW, updated_at=NOW,
+        job_api_url="http://127.0.0.1:8265" if state == ClusterState.READY else None,
+    )  # fmt: skip
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.created: ClusterCreate | None = None
+
+    def __enter__(self) -> FakeClient:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        return None
+
+    def create_cluster(self, spec: ClusterCreate) -> ClusterPublic:
+        self.calls.append("create")
+        self.created = spec
+        return cluster(ClusterState.PENDING)
+
+    def wait_until_ready(self, cluster_id: str, *, timeout: float) -> ClusterPublic:
+        self.calls.append("wait")
+        return cluster(ClusterState.READY)
+
+    def get_cluster(self, cluster_id: str) -> ClusterPublic:
+        self.calls.append(f"get {cluster_id}")
+        return cluster(ClusterState.READY)
+
+    def delete_cluster(self, cluster_id: str) -> ClusterPublic:
+        self.calls.append(f"delete {cluster_id}")
+        return cluster(ClusterState.TERMINATING)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
+    client = FakeClient()
+    monkeypatch.setattr(cli, "ClusterManagerClient", lambda: client)
+    monkeypatch.setattr(cli, "submit_training", lambda url, spec, **kw: "job-1")
+    return client
+
+
+def invoke(tmp_path: Path, *args: str) -> Any:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC)
+    app = typer.Typer()
+    app.command()(cli.train)
+    return CliRunner().invoke(app, [str(path), *args])
+
+
+def outcome_of(monkeypatch: pytest.MonkeyPatch, outcome: JobOutcome | Exception) -> None:
+    def follow(url: str, job: str, **kw: Any) -> JobOutcome:
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(cli, "follow", follow)
+
+
+def test_success_prints_version_and_deletes_the_cluster(
+    tmp_path: Path, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = {"name": "Iris", "version": 3, "artifact_uri": "s3://b/Iris/v", "metrics": {"a": 0.5}}
+    outcome_of(monkeypatch, JobOutcome("job-1", "SUCCEEDED", result=result))
+    out = invoke(tmp_path)
+    assert out.exit_code == 0, out.output
+    assert "version 3" in out.output and "0.5" in out.output
+    assert fake.calls == ["create", "wait", "delete rc-1"]
+    assert fake.created is not None
+    assert (fake.created.worker_count, fake.created.worker.cpus, fake.created.head.cpus) == (
+        2,
+        1.5,
+        1,
+    )
+    assert fake.created.name == "train-iris"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "code"),
+    [
+        (JobOutcome("job-1", "FAILED", error={"error": "MissingTargetError", "message": "m"}), 2),
+        (JobOutcome("job-1", "FAILED", error={"error": "TrainingFailedError", "message": "m"}), 1),
+        (TrainingJobError("job API gone"), 1),
+    ],
+)
+def test_failure_still_deletes_the_cluster(
+    tmp_path: Path,
+    fake: FakeClient,
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: JobOutcome | Exception,
+    code: int,
+) -> None:
+    outcome_of(monkeypatch, outcome)
+    out = invoke(tmp_path)
+    assert out.exit_code == code, out.output
+    assert fake.calls[-1] == "delete rc-1"
+
+
+def test_given_cluster_is_used_and_kept(
+    tmp_path: Path, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome_of(monkeypatch, JobOutcome("job-1", "SUCCEEDED", result={"metrics": {}}))
+    out = invoke(tmp_path, "--cluster", "rc-9")
+    assert out.exit_code == 0, out.output
+    assert fake.calls == ["get rc-9"]
+
+
+def test_bad_spec_exits_2_before_any_cluster(tmp_path: Path, fake: FakeClient) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.replace("xgboost", "lightgbm"))
+    app = typer.Typer()
+    app.command()(cli.train)
+    out = CliRunner().invoke(app, [str(path)])
+    assert out.exit_code == 2 and "lightgbm" in out.output
+    assert fake.calls == []
+
+
+def test_cluster_request_for_gpus() -> None:
+    spec = load_spec(yaml.safe_load(SPEC.replace("cpus_per_worker: 1.5", "gpus_per_worker: 0.5")))
+    assert cli.cluster_request_for(spec, ttl_seconds=60).worker.gpus == 1

@@ -1,0 +1,186 @@
+"""The rayline_train_and_serve DAG file: structure, setup/teardown wiring, params, templates."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+from typing import Any
+
+import pytest
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import ParamValidationError
+
+from rayline.orchestration import recording
+from rayline.orchestration.dags import rayline_train_and_serve as module
+from rayline.orchestration.params import DEFAULT_SERVING, DEFAULT_TRAINING
+
+dag = module.dag
+
+
+def _task(task_id: str) -> BaseOperator:
+    task = dag.get_task(task_id)
+    assert isinstance(task, BaseOperator)
+    return task
+
+
+def test_dag_has_the_workflow_tasks() -> None:
+    assert dag.dag_id == "rayline_train_and_serve"
+    assert set(dag.task_ids) == {
+        "create_training_cluster",
+        "train",
+        "delete_training_cluster",
+        "create_serving_cluster",
+        "deploy",
+        "verify_endpoint",
+        "delete_serving_cluster_unless_served",
+        "record_run",
+    }
+    dag.validate()
+
+
+@pytest.mark.parametrize(
+    ("task_id", "upstream"),
+    [
+        ("create_training_cluster", set()),
+        ("train", {"create_training_cluster"}),
+        ("delete_training_cluster", {"create_training_cluster", "train"}),
+        ("create_serving_cluster", {"train", "delete_training_cluster"}),
+        ("deploy", {"create_serving_cluster"}),
+        ("verify_endpoint", {"deploy"}),
+        ("delete_serving_cluster_unless_served", {"create_serving_cluster", "verify_endpoint"}),
+        ("record_run", {"verify_endpoint", "delete_serving_cluster_unless_served"}),
+    ],
+)
+def test_dependencies(task_id: str, upstream: set[str]) -> None:
+    assert _task(task_id).upstream_task_ids == upstream
+
+
+def test_clusters_are_setups_and_their_deletions_teardowns() -> None:
+    assert _task("create_training_cluster").is_setup
+    assert _task("create_serving_cluster").is_setup
+    assert _task("delete_training_cluster").is_teardown
+    assert _task("delete_serving_cluster_unless_served").is_teardown
+    assert not _task("train").is_setup and not _task("train").is_teardown
+    # The serving cluster stays when the endpoint answered, goes when it did not.
+    assert _task("delete_serving_cluster_unless_served").keep_if_succeeded == ("verify_endpoint",)  # type: ignore[attr-defined]
+    # The only leaf is record_run, so a failed training or deployment fails the run.
+    assert [t.task_id for t in dag.leaves] == ["record_run"]
+
+
+def test_tasks_that_can_recover_retry_with_exponential_backoff() -> None:
+    for task_id in (
+        "create_training_cluster",
+        "train",
+        "delete_training_cluster",
+        "create_serving_cluster",
+        "deploy",
+        "verify_endpoint",
+    ):
+        task = _task(task_id)
+        assert task.retries >= 1, task_id
+        assert task.retry_exponential_backoff, task_id
+
+
+def test_every_task_records_its_steps() -> None:
+    for task in dag.tasks:
+        assert recording.step_started in task.on_execute_callback, task.task_id
+        assert recording.step_succeeded in task.on_success_callback, task.task_id
+        assert recording.step_failed in task.on_failure_callback, task.task_id
+        assert recording.step_failed in task.on_retry_callback, task.task_id
+    assert dag.on_failure_callback is recording.run_failed
+
+
+def _validated(**conf: Any) -> dict[str, Any]:
+    params = copy.deepcopy(dag.params)
+    for key, value in conf.items():
+        params[key] = value
+    return params.validate()
+
+
+def test_default_params_are_valid() -> None:
+    values = _validated()
+    assert values["training"] == DEFAULT_TRAINING
+    assert values["serving"] == DEFAULT_SERVING
+    assert _validated(serving={**DEFAULT_SERVING, "port": 8123})["serving"]["port"] == 8123
+    assert values["training_cluster"]["purpose"] == "training"
+    assert values["serving_cluster"]["purpose"] == "serving"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("training", {**DEFAULT_TRAINING, "framework": "tensorflow"}),
+        ("training", {**DEFAULT_TRAINING, "epochs": 3}),
+        ("training", {k: v for k, v in DEFAULT_TRAINING.items() if k != "target"}),
+        ("training", {**DEFAULT_TRAINING, "dataset": "http://example.com/data.csv"}),
+        ("training", {**DEFAULT_TRAINING, "workers": 0}),
+        ("training_cluster", {"purpose": "serving"}),
+        ("training_cluster", {"purpose": "training", "worker_count": -1}),
+        ("training_cluster", {"purpose": "training", "head": {"cpu": 1}}),
+        ("serving", {**DEFAULT_SERVING, "port": 80}),
+        ("serving", {**DEFAULT_SERVING, "spec": {"replicas": 2}}),
+        ("serving", {"deploy_args": []}),
+        ("serving_cluster", {"purpose": "serving", "ttl_seconds": 0}),
+    ],
+)
+def test_bad_specs_are_rejected(name: str, value: dict[str, Any]) -> None:
+    with pytest.raises(ParamValidationError):
+        _validated(**{name: value})
+
+
+def _render(template: str, context: dict[str, Any]) -> Any:
+    env = dag.get_template_env(force_sandboxed=False)
+    return env.from_string(template).render(**context)
+
+
+def _lineage(ti: object) -> list[str]:
+    return ["--workflow-run-id", "7"]
+
+
+def test_training_entrypoint_passes_the_spec_as_one_shell_word() -> None:
+    spec = {**DEFAULT_TRAINING, "name": 'it\'s "quoted" $HOME'}
+    command = _render(
+        _task("train").entrypoint,  # type: ignore[attr-defined]
+        {"params": {"training": spec}, "ti": None, "workflow_run_args": _lineage},
+    )
+
+    words = shlex.split(command)
+    assert words[:4] == ["python", "-m", "rayline.jobs.train", "--spec"]
+    assert json.loads(words[4]) == spec
+    assert words[5:] == ["--workflow-run-id", "7"]
+
+
+def test_jobs_get_the_rayline_settings_outside_the_templates() -> None:
+    for task_id in ("train", "deploy"):
+        task = _task(task_id)
+        assert callable(task.job_env)  # type: ignore[attr-defined]
+        assert "job_env" not in task.template_fields
+        assert task.no_retry_exit_codes == {2}  # type: ignore[attr-defined]
+
+
+def test_deploy_arguments_render_from_the_serving_params() -> None:
+    deploy = _task("deploy")
+    serving = {**DEFAULT_SERVING, "spec": {"num_replicas": 2}, "deploy_args": ["--mode", "ray"]}
+    context = {"params": {"serving": serving}, "ti": None, "workflow_run_args": _lineage}
+
+    assert _render(deploy.port, context) is None  # type: ignore[attr-defined]
+    assert _render(deploy.serving_spec, context) == {"num_replicas": 2}  # type: ignore[attr-defined]
+    assert _render(deploy.deploy_args, context) == [  # type: ignore[attr-defined]
+        "--mode", "ray", "--workflow-run-id", "7",
+    ]  # fmt: skip
+
+
+class _TI:
+    def __init__(self, job_result: Any) -> None:
+        self.job_result = job_result
+
+    def xcom_pull(self, task_ids: str, key: str) -> Any:
+        assert (task_ids, key) == ("train", "job_result")
+        return self.job_result
+
+
+@pytest.mark.parametrize(("job_result", "version"), [(None, None), ({}, None), ({"version": 4}, 4)])
+def test_deploy_takes_the_version_the_training_job_reported(job_result: Any, version: Any) -> None:
+    rendered = _render(_task("deploy").version, {"ti": _TI(job_result)})  # type: ignore[attr-defined]
+    assert rendered == version

@@ -1,0 +1,209 @@
+"""CreateRayClusterOperator and DeleteRayClusterOperator over an in-memory Cluster Manager."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from rayline.clusters.schemas import ClusterState
+from rayline.orchestration import ids
+from rayline.orchestration.operators.clusters import (
+    CreateRayClusterOperator,
+    DeleteRayClusterOperator,
+    build_cluster_spec,
+)
+from rayline.orchestration.triggers.ray_cluster import RayClusterStateTrigger
+from tests.unit.orchestration.fakes import (
+    DAG_ID,
+    RUN_ID,
+    FakeClusterManagerHook,
+    FakeTI,
+    context_for,
+    make_cluster,
+)
+
+SPEC = {"purpose": "training", "head": {"cpus": 1}, "ttl_seconds": 600}
+
+
+def _create(fake: FakeClusterManagerHook, **kwargs: object) -> CreateRayClusterOperator:
+    op = CreateRayClusterOperator(task_id="create_cluster", spec=kwargs.pop("spec", SPEC), **kwargs)  # type: ignore[arg-type]
+    op.__dict__["hook"] = fake
+    return op
+
+
+def _key(task_id: str = "create_cluster", try_number: int = 1) -> ids.TaskKey:
+    return ids.TaskKey(dag_id=DAG_ID, run_id=RUN_ID, task_id=task_id, try_number=try_number)
+
+
+def test_template_fields_are_declared() -> None:
+    assert CreateRayClusterOperator.template_fields == ("spec", "name")
+    assert DeleteRayClusterOperator.template_fields == ("cluster_id",)
+
+
+def test_create_waits_for_ready_and_returns_the_addresses() -> None:
+    fake = FakeClusterManagerHook()
+    ti = FakeTI("create_cluster")
+
+    result = _create(fake).execute(context_for(ti))
+
+    (spec,) = fake.specs
+    assert spec.request_id == ids.cluster_request_id(_key())
+    assert spec.labels == ids.run_labels(_key())
+    assert result["cluster_id"] == "rc-1" and result["state"] == "READY"
+    assert result["job_api_url"] == "http://127.0.0.1:8266"
+    assert result["head_address"] and result["dashboard_url"]
+    assert result["spec"]["head"]["cpus"] == 1 and "request_id" not in result["spec"]
+    assert ti.xcom[("create_cluster", "cluster_id")] == "rc-1"
+
+
+def test_same_try_executed_twice_gets_the_same_cluster() -> None:
+    fake = FakeClusterManagerHook()
+    first = _create(fake).execute(context_for(FakeTI("create_cluster")))
+    again = _create(fake).execute(context_for(FakeTI("create_cluster")))
+    assert first["cluster_id"] == again["cluster_id"]
+    assert len(fake.specs) == 1
+
+
+def test_a_retry_gets_a_new_cluster_and_deletes_the_earlier_tries_one() -> None:
+    fake = FakeClusterManagerHook()
+    fake.never_ready.add("rc-1")
+    with pytest.raises(AirflowException, match="did not become READY"):
+        _create(fake).execute(context_for(FakeTI("create_cluster")))
+    # A failed cluster is deleted at once: a teardown does not run when its setup failed.
+    assert fake.deleted == ["rc-1"]
+
+    fake.add(
+        make_cluster(
+            "rc-0", labels=ids.run_labels(_key()), request_id=ids.cluster_request_id(_key())
+        )
+    )
+    result = _create(fake).execute(context_for(FakeTI("create_cluster", try_number=2)))
+
+    assert result["cluster_id"] == "rc-2"
+    assert fake.specs[-1].request_id.endswith("-t2")
+    assert "rc-0" in fake.deleted  # left alive by try 1, now cleaned up
+
+
+def test_spec_may_be_json_and_is_validated() -> None:
+    fake = FakeClusterManagerHook()
+    result = _create(fake, spec='{"purpose": "serving"}').execute(
+        context_for(FakeTI("create_cluster"))
+    )
+    assert result["purpose"] == "serving"
+    # A dict rendered by a DAG without native rendering is a Python literal.
+    _create(fake, spec="{'purpose': 'serving', 'name': 'py-literal'}").execute(
+        context_for(FakeTI("create_cluster", try_number=2))
+    )
+    assert fake.specs[-1].name == "py-literal"
+
+    with pytest.raises(AirflowException, match=r"worker_count: .*greater than or equal to 0"):
+        _create(fake, spec={"purpose": "training", "worker_count": -1}).execute(
+            context_for(FakeTI("create_cluster"))
+        )
+    with pytest.raises(AirflowException, match="expected a JSON object"):
+        _create(fake, spec="{nope").execute(context_for(FakeTI("create_cluster")))
+
+
+def test_deferrable_create_defers_to_the_cluster_trigger() -> None:
+    fake = FakeClusterManagerHook()
+    op = _create(fake, deferrable=True, poll_interval=2)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context_for(FakeTI("create_cluster")))
+
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, RayClusterStateTrigger)
+    assert trigger.cluster_id == "rc-1" and trigger.poll_interval == 2
+    assert deferred.value.method_name == "execute_complete"
+
+
+def test_execute_complete_returns_the_ready_cluster() -> None:
+    fake = FakeClusterManagerHook()
+    ready = make_cluster("rc-7")
+    event = {
+        "status": "success",
+        "message": "",
+        "cluster_id": "rc-7",
+        "cluster": ready.model_dump(mode="json"),
+    }
+
+    result = _create(fake).execute_complete(context_for(FakeTI("create_cluster")), event)
+
+    assert result["cluster_id"] == "rc-7" and result["spec"]["purpose"] == "training"
+
+
+def test_execute_complete_error_deletes_the_cluster_and_raises() -> None:
+    fake = FakeClusterManagerHook()
+    fake.add(make_cluster("rc-7", state=ClusterState.PROVISIONING))
+    event = {
+        "status": "error",
+        "message": "GCS never healthy",
+        "cluster_id": "rc-7",
+        "cluster": None,
+    }
+
+    with pytest.raises(AirflowException, match="GCS never healthy"):
+        _create(fake).execute_complete(context_for(FakeTI("create_cluster")), event)
+    assert fake.deleted == ["rc-7"]
+
+
+def test_build_cluster_spec_lets_given_labels_win() -> None:
+    spec = build_cluster_spec(SPEC, key=_key("train"), labels={ids.LABEL_TASK: "create_cluster"})
+    assert spec.labels[ids.LABEL_TASK] == "create_cluster"
+    assert spec.request_id == ids.cluster_request_id(_key("train"))
+
+
+# ------------------------------------------------------------------ delete
+def _delete(fake: FakeClusterManagerHook, **kwargs: object) -> DeleteRayClusterOperator:
+    op = DeleteRayClusterOperator(task_id="delete_cluster", **kwargs)  # type: ignore[arg-type]
+    op.__dict__["hook"] = fake
+    return op
+
+
+def test_delete_needs_something_to_delete() -> None:
+    with pytest.raises(ValueError, match="cluster_id, created_by"):
+        DeleteRayClusterOperator(task_id="delete_cluster")
+
+
+def test_delete_by_creator_finds_every_try_and_replacement_of_this_run() -> None:
+    fake = FakeClusterManagerHook()
+    mine = ids.run_labels(_key())
+    fake.add(make_cluster("rc-a", labels=mine))
+    fake.add(make_cluster("rc-b", labels={**mine, "rayline-replaces": "rc-a"}))
+    fake.add(make_cluster("rc-old", labels=mine, state=ClusterState.FAILED))
+    other_run = ids.run_labels(
+        ids.TaskKey(dag_id=DAG_ID, run_id="other", task_id="create_cluster", try_number=1)
+    )
+    fake.add(make_cluster("rc-other", labels=other_run))
+
+    deleted = _delete(fake, created_by="create_cluster").execute(
+        context_for(FakeTI("delete_cluster"))
+    )
+
+    assert sorted(deleted) == ["rc-a", "rc-b"]
+    assert fake.clusters["rc-other"].state == ClusterState.READY
+
+
+def test_delete_is_idempotent() -> None:
+    fake = FakeClusterManagerHook()
+    op = _delete(fake, cluster_id="rc-gone")
+    assert op.execute(context_for(FakeTI("delete_cluster"))) == ["rc-gone"]
+    assert op.execute(context_for(FakeTI("delete_cluster"))) == ["rc-gone"]
+
+
+@pytest.mark.parametrize(
+    ("verify_state", "kept"), [("success", True), ("failed", False), ("upstream_failed", False)]
+)
+def test_keep_if_succeeded_keeps_a_serving_cluster_only_when_it_served(
+    verify_state: str, kept: bool
+) -> None:
+    fake = FakeClusterManagerHook()
+    fake.add(make_cluster("rc-s", labels=ids.run_labels(_key("create_serving"))))
+    ti = FakeTI("delete_serving", states={"verify_endpoint": verify_state})
+
+    deleted = _delete(
+        fake, created_by="create_serving", keep_if_succeeded=["verify_endpoint"]
+    ).execute(context_for(ti))
+
+    assert deleted == ([] if kept else ["rc-s"])
+    assert (fake.clusters["rc-s"].state == ClusterState.READY) is kept

@@ -1,0 +1,223 @@
+"""The deployer's steps and switches, with a fake runtime and fake service discovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from rayline.config import Settings
+from rayline.metadata import (
+    DeploymentMode,
+    DeploymentStatus,
+    ModelNotFoundError,
+    ModelRegistry,
+    ModelVersionNotFoundError,
+)
+from rayline.serving import records
+from rayline.serving.deployer import Deployer, split_artifact_uri
+from rayline.serving.errors import DeploymentFailedError, DeploymentNotFoundError, ServingError
+from rayline.serving.health import check_deployments
+from rayline.storage import ArtifactStore
+from tests.unit.serving.fakes import FakeManager, FakeRuntime
+from tests.unit.serving.model_factory import publish_iris
+
+
+@pytest.fixture
+def events() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def runtime(events: list[str]) -> FakeRuntime:
+    return FakeRuntime(events=events)
+
+
+@pytest.fixture
+def manager(events: list[str]) -> FakeManager:
+    return FakeManager(events=events)
+
+
+@pytest.fixture
+def deployer(
+    settings: Settings, engine: Engine, manager: FakeManager, runtime: FakeRuntime
+) -> Deployer:
+    return Deployer(
+        settings=settings,
+        engine=engine,
+        manager=manager,  # type: ignore[arg-type]
+        mode=DeploymentMode.DOCKER,
+        runtimes={DeploymentMode.DOCKER: runtime},
+    )
+
+
+def test_deploy_fetches_starts_registers_and_records(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    manager: FakeManager,
+    tmp_path: Path,
+) -> None:
+    publish_iris(store, engine, tmp_path, name="iris")
+    live = deployer.deploy("iris", cluster_id=None)
+    assert live.status == DeploymentStatus.LIVE and live.model_version == 1
+    assert live.endpoint_url and live.image == "fake:1"
+    [service] = manager.live_endpoints("iris").data
+    assert service.url == live.endpoint_url and service.deployment_id == live.id
+    assert service.health == "healthy"
+
+
+def test_new_version_switches_then_old_one_stops(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    manager: FakeManager,
+    runtime: FakeRuntime,
+    events: list[str],
+    tmp_path: Path,
+) -> None:
+    publish_iris(store, engine, tmp_path, name="iris", variant=0)
+    first = deployer.deploy("iris:1")
+    publish_iris(store, engine, tmp_path, name="iris", variant=1)
+    second = deployer.deploy("iris")
+
+    assert second.model_version == 2
+    assert records.get_deployment(engine, first.id).status == DeploymentStatus.STOPPED
+    # Register the new endpoint, withdraw the old one, only then stop the old server.
+    assert events[-3:] == [f"register {second.id}", f"deregister {first.id}", f"stop {first.id}"]
+    assert [s.deployment_id for s in manager.list_services("iris").data] == [second.id]
+
+
+def test_a_failing_start_leaves_the_old_version_serving(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    manager: FakeManager,
+    runtime: FakeRuntime,
+    tmp_path: Path,
+) -> None:
+    publish_iris(store, engine, tmp_path, name="iris", variant=0)
+    first = deployer.deploy("iris")
+    publish_iris(store, engine, tmp_path, name="iris", variant=1)
+    runtime.fail_start = True
+    with pytest.raises(DeploymentFailedError, match="told to fail"):
+        deployer.deploy("iris")
+    failed = [d for d in records.list_deployments(engine, model="iris") if d.model_version == 2]
+    assert failed[0].status == DeploymentStatus.FAILED and "told to fail" in (failed[0].error or "")
+    assert records.get_deployment(engine, first.id).status == DeploymentStatus.LIVE
+    assert [s.deployment_id for s in manager.list_services("iris").data] == [first.id]
+
+
+def test_a_server_that_never_gets_healthy_is_stopped_and_failed(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    manager: FakeManager,
+    runtime: FakeRuntime,
+    tmp_path: Path,
+) -> None:
+    publish_iris(store, engine, tmp_path, name="iris")
+    runtime.never_healthy = True
+    with pytest.raises(DeploymentFailedError, match="did not answer within"):
+        deployer.deploy("iris")
+    [row] = records.list_deployments(engine, model="iris")
+    assert row.status == DeploymentStatus.FAILED
+    assert "fake output" in (row.error or "")  # the server's output is kept
+    assert runtime.stopped == [row.id] and manager.list_services("iris").data == []
+
+
+def test_checksum_mismatch_refuses_before_starting_anything(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    runtime: FakeRuntime,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    _, ref, _ = publish_iris(store, engine, tmp_path, name="iris")
+    root = Path(settings.artifact_uri.removeprefix("file://"))
+    (root / "iris" / ref.version_id / "model.pkl").write_bytes(b"tampered")
+    with pytest.raises(
+        DeploymentFailedError, match=r"refusing to deploy iris version 1.*integrity"
+    ):
+        deployer.deploy("iris")
+    assert runtime.started == []
+    [row] = records.list_deployments(engine, model="iris")
+    assert row.status == DeploymentStatus.FAILED and row.endpoint_url is None
+
+
+def test_unknown_models_and_versions_create_nothing(deployer: Deployer, engine: Engine) -> None:
+    with pytest.raises(ModelNotFoundError, match="'nope' is not registered"):
+        deployer.deploy("nope")
+    ModelRegistry().register_version(
+        engine, name="known", artifact_uri="file:///x/known/v1", sha256="0" * 64
+    )
+    with pytest.raises(ModelVersionNotFoundError, match="has no version 7"):
+        deployer.deploy("known:7")
+    assert records.list_deployments(engine) == []
+
+
+def test_rollback_serves_the_previous_version_again(
+    deployer: Deployer, store: ArtifactStore, engine: Engine, tmp_path: Path
+) -> None:
+    publish_iris(store, engine, tmp_path, name="iris", variant=0)
+    publish_iris(store, engine, tmp_path, name="iris", variant=1)
+    with pytest.raises(DeploymentFailedError, match="no live deployment"):
+        deployer.rollback("iris")
+    deployer.deploy("iris:1")
+    with pytest.raises(DeploymentFailedError, match="never served in a version other than 1"):
+        deployer.rollback("iris")
+    deployer.deploy("iris:2")
+    back = deployer.rollback("iris")
+    assert back.model_version == 1 and back.status == DeploymentStatus.LIVE
+    assert deployer.rollback("iris").model_version == 2  # and forth, like `cd -`
+
+
+def test_delete_by_model_name_or_id(
+    deployer: Deployer, store: ArtifactStore, engine: Engine, manager: FakeManager, tmp_path: Path
+) -> None:
+    publish_iris(store, engine, tmp_path, name="iris")
+    live = deployer.deploy("iris")
+    [stopped] = deployer.delete("iris")
+    assert stopped.id == live.id and stopped.status == DeploymentStatus.STOPPED
+    assert manager.list_services("iris").data == []
+    assert deployer.delete(live.id) == []  # already stopped: nothing to do
+    with pytest.raises(DeploymentNotFoundError, match="rayline deployments list"):
+        deployer.delete("nothing-like-this")
+
+
+def test_health_check_fails_dead_deployments_and_withdraws_them(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    manager: FakeManager,
+    runtime: FakeRuntime,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    publish_iris(store, engine, tmp_path, name="iris")
+    publish_iris(store, engine, tmp_path, name="other")
+    doomed = deployer.deploy("iris")
+    healthy = deployer.deploy("other")
+    runtime.dead.add(doomed.id)
+
+    failures = check_deployments(
+        settings=settings,
+        engine=engine,
+        manager=manager,  # type: ignore[arg-type]
+        runtimes={DeploymentMode.DOCKER: runtime},
+    )
+
+    assert [f.deployment_id for f in failures] == [doomed.id]
+    assert records.get_deployment(engine, doomed.id).status == DeploymentStatus.FAILED
+    assert "killed by the test" in (records.get_deployment(engine, doomed.id).error or "")
+    assert manager.list_services("iris").data == []
+    assert records.get_deployment(engine, healthy.id).status == DeploymentStatus.LIVE
+
+
+def test_split_artifact_uri() -> None:
+    assert split_artifact_uri("s3://b/p/iris/v1", "iris") == ("s3://b/p", "v1")
+    assert split_artifact_uri("file:///d/iris/v1/", "iris") == ("file:///d", "v1")
+    with pytest.raises(ServingError, match="is not <store>/iris/<version id>"):
+        split_artifact_uri("s3://b/other/v1", "iris")
