@@ -42,7 +42,7 @@ from typing import IO
 _LOOPBACK = {"127.0.0.1": "127.0.0.1", "::1": "::1", "localhost": "127.0.0.1"}
 _OPTION = "--rayline-"
 _STARTED = b"Ray runtime started."
-_ATTEMPTS = 3
+_ATTEMPTS = 5
 _RETRY_DELAY_SECONDS = 2
 _WAIT_LIMIT_SECONDS = 900
 
