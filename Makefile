@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 UV_VERSION := 0.13.8
 SERVICES_ENV := $${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}/services.env
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -m "not wip"
 
 .PHONY: venv demo test lint unit integration services-up services-down bench clean
 

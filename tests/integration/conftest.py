@@ -115,6 +115,21 @@ def s3_bucket(s3_client: S3Client) -> Iterator[str]:
         delete_bucket(s3_client, bucket)
 
 
+# --- Work in progress ---------------------------------------------------------
+
+# Integration suites of issues still open (training, serving, orchestration): they
+# run with `pytest -m wip` and join `make test` when their issue is resolved.
+WIP_SUITES = ("training", "serving", "orchestration", "jobs")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of the suites in `WIP_SUITES` as `wip`."""
+    for item in items:
+        parts = item.path.parts
+        if "integration" in parts and any(s in parts for s in WIP_SUITES):
+            item.add_marker(pytest.mark.wip)
+
+
 # --- Cluster Manager (fixtures defined in tests/integration/manager.py) -------
 
 from tests.integration.manager import fresh_pg_url, manager_factory  # noqa: E402

@@ -107,7 +107,7 @@ def manager_factory(fresh_pg_url: URL, tmp_path: Path) -> Iterator[Callable[...,
             "RAYLINE_API_PORT": str(port),
             "RAYLINE_REAPER_INTERVAL_SECONDS": "1",
             "RAYLINE_UNHEALTHY_GRACE_SECONDS": "3",
-            "RAYLINE_PROVISION_TIMEOUT_SECONDS": "180",
+            "RAYLINE_PROVISION_TIMEOUT_SECONDS": "600",
             **{f"RAYLINE_{k.upper()}": v for k, v in settings.items()},
         }
         manager = ManagerProcess(env=env, port=port, log=tmp_path / "manager.log", token=token)
