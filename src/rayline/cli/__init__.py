@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rayline.cli import cluster_manager, clusters, db, demo, services
+from rayline.cli import cluster_manager, clusters, db, demo, down, models, services, train
 
 app = typer.Typer(
     name="rayline",
@@ -16,6 +16,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(services.app, name="services")
 app.add_typer(cluster_manager.app, name="cluster-manager")
 app.add_typer(clusters.app, name="clusters")
+app.add_typer(models.app, name="models")
+app.command("train")(train.train)
 app.command("demo")(demo.run_demo)
+app.command("down")(down.down)
 
 __all__ = ["app"]

@@ -82,6 +82,4 @@ def test_more_workers_than_the_cluster_has(training_env: TrainingEnv, good_csv: 
         "only 3",
         "1 node(s)",
     )
-    assert (
-        "training" not in outcome.logs.split("InsufficientResourcesError")[0].split("[rayline]")[-1]
-    )
+    assert "TrainController" not in outcome.logs  # Ray Train never started
