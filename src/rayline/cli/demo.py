@@ -31,7 +31,7 @@ DEMO_SPEC = {
     "target": "target",
     "task": "classification",
     "framework": "sklearn",
-    "hyperparameters": {"max_iter": 500},
+    "hyperparameters": {"n_estimators": 100, "max_depth": 4},
     "workers": 1,
     "cpus_per_worker": 1,
     "validation_split": 0.2,

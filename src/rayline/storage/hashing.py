@@ -23,7 +23,7 @@ __all__ = [
 # overhead vanishes; small enough to stay cheap in memory.
 CHUNK_BYTES = 1024 * 1024
 # Out-of-order bytes kept in memory for hashing instead of being read back
-# from the file later: enough for the parts in flight of a tuned download.
+# from the file later: most of the parts in flight of a tuned download.
 AHEAD_BUFFER_BYTES = 256 * 1024 * 1024
 # Writes not yet hashed before a writer has to wait for the hashing.
 MAX_PENDING_WRITES = 64

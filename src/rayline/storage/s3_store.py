@@ -60,10 +60,12 @@ _UNAVAILABLE = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeo
 def make_s3_client(settings: Settings) -> S3Client:
     """Build an S3 client from the settings, configured for our transfers.
 
-    Per-request payload signing and CRC checksums are turned off: every object
-    already carries a sha256 computed from the local file and checked against
-    the local file on every download, which covers the same ground end to end
-    and saves a full hashing pass on both client and server.
+    Per-request payload signing and CRC checksums on uploads are turned off:
+    every object already carries a sha256 computed from the local file and
+    checked against the local file on every download, which covers the same
+    ground end to end and saves a full hashing pass on both client and server.
+    Response validation stays at botocore's default: with "when_required",
+    s3transfer fetches the whole first part before starting the others.
     """
     config = Config(
         max_pool_connections=max(10, settings.s3_max_concurrency * 2),
@@ -71,7 +73,6 @@ def make_s3_client(settings: Settings) -> S3Client:
         connect_timeout=10,
         read_timeout=120,
         request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
         s3={
             # Self-hosted endpoints (MinIO, versitygw) need path-style URLs.
             "addressing_style": "path" if settings.s3_endpoint_url else "auto",
@@ -99,14 +100,21 @@ def make_transfer_config(settings: Settings) -> TransferConfig:
 
 
 class ProvideSizeSubscriber(BaseSubscriber):
-    """Tell the transfer manager the size we already know, saving it a request."""
+    """Tell the transfer manager what we already know, saving it a HEAD request.
 
-    def __init__(self, size: int) -> None:
+    Given the ETag too, every ranged GET of a download carries ``If-Match``, so
+    an object replaced mid-download fails loudly instead of mixing versions.
+    """
+
+    def __init__(self, size: int, etag: str | None = None) -> None:
         self._size = size
+        self._etag = etag
 
     def on_queued(self, future: Any, **kwargs: Any) -> None:
-        """Hand the known size to the transfer before it starts."""
+        """Hand the known size (and ETag) to the transfer before it starts."""
         future.meta.provide_transfer_size(self._size)
+        if self._etag is not None:
+            future.meta.provide_object_etag(self._etag)
 
 
 class S3ArtifactStore(ArtifactStore):
@@ -219,7 +227,7 @@ class S3ArtifactStore(ArtifactStore):
         return ObjectInfo(key=key, size=len(data), sha256=sha256)
 
     def _read_into(self, key: str, sink: OffsetHashingWriter) -> ObjectInfo:
-        info = self._stat(key)
+        info, etag = self._head(key)
         with self._translated("download", key), self._transfers() as manager:
             # Parts land at their offsets in parallel; sink hashes them as the
             # contiguous prefix grows, so the digest is ready when the last part is.
@@ -227,18 +235,22 @@ class S3ArtifactStore(ArtifactStore):
                 self._bucket,
                 self.object_key(key),
                 sink,
-                subscribers=[ProvideSizeSubscriber(info.size)],
+                subscribers=[ProvideSizeSubscriber(info.size, etag)],
             ).result()
         return info
 
     def _stat(self, key: str) -> ObjectInfo:
+        return self._head(key)[0]
+
+    def _head(self, key: str) -> tuple[ObjectInfo, str | None]:
         with self._translated("stat", key):
             head = self._client.head_object(Bucket=self._bucket, Key=self.object_key(key))
-        return ObjectInfo(
+        info = ObjectInfo(
             key=key,
             size=int(head["ContentLength"]),
             sha256=head.get("Metadata", {}).get(SHA256_META),
         )
+        return info, head.get("ETag")
 
     def _list_keys(self, prefix: str) -> Iterator[str]:
         base = f"{self._prefix}/" if self._prefix else ""
