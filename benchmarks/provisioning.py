@@ -84,7 +84,7 @@ def baseline_once(workdir: Path) -> float:
     try:
         deadline = started + 180
         wait_http(f"http://127.0.0.1:{dash}/api/gcs_healthz", deadline)
-        wait_http(f"http://127.0.0.1:{dash}/api/jobs/", deadline)
+        wait_http(f"http://127.0.0.1:{dash}/api/version", deadline)  # job API, as our probe
         return time.monotonic() - started
     finally:
         os.killpg(process.pid, signal.SIGTERM)

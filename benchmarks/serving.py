@@ -126,6 +126,9 @@ def serve_bare(port: int, model_dir: str) -> None:
 
 def serve_ray_default(port: int, model_dir: str, ports_json: str) -> None:
     """(b): a default Serve deployment (one replica, no batching) on a one-node Ray."""
+    # Before Ray is imported: keep this driver on loopback, like the node (see ray_nodes).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import pandas as pd
     from ray import serve
 

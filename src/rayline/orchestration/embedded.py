@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -93,11 +94,22 @@ def rayline_connection_environment(url: str, token: str | None = None) -> dict[s
     return {"AIRFLOW_CONN_RAYLINE_DEFAULT": json.dumps(connection)}
 
 
+# Each DAG's param defaults as first seen here (see run_dag).
+_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
 def run_dag(dag: DAG, *, run_conf: dict[str, Any] | None = None) -> DagRun:
     """Run one DAG run to its end in this process; deferred tasks' triggers run inline.
+
+    Every param is passed in the run's conf, unset ones with their default: in
+    this process a run's conf is written into the DAG's own `Param` objects
+    (Airflow 3.3's in-process runner resolves them in place), so a later run
+    would otherwise inherit an earlier run's values.
 
     Returns:
         The finished DAG run (check ``.state``).
     """
-    run: DagRun = dag.test(run_conf=run_conf)
+    defaults = _DEFAULTS.setdefault(dag.dag_id, copy.deepcopy(dag.params.dump()))
+    conf = {**copy.deepcopy(defaults), **(run_conf or {})}
+    run: DagRun = dag.test(run_conf=conf)
     return run

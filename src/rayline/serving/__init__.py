@@ -12,8 +12,11 @@ The pieces, each in its own module:
 - :mod:`~rayline.serving.submit`: run the deploy job on a serving cluster;
 - :mod:`~rayline.serving.client`: predictions through service discovery.
 
+This package module imports nothing heavy: model containers import parts of
+it without the metadata store's dependencies (SQLAlchemy is not in the image).
+
 Example:
-    >>> from rayline.serving import run_deploy_job  # doctest: +SKIP
+    >>> from rayline.serving.submit import run_deploy_job  # doctest: +SKIP
     >>> outcome = run_deploy_job(manager, ["--model", "iris@champion"])  # doctest: +SKIP
     >>> outcome.result["url"]  # doctest: +SKIP
     'http://127.0.0.1:24318'
@@ -34,10 +37,8 @@ from rayline.serving.errors import (
     ServingError,
 )
 from rayline.serving.spec import ModelRef, ServingSpec, parse_model_ref
-from rayline.serving.submit import DeployOutcome, run_deploy_job, submit_deploy_job
 
 __all__ = [
-    "DeployOutcome",
     "DeploymentFailedError",
     "DeploymentNotFoundError",
     "DockerUnavailableError",
@@ -51,6 +52,4 @@ __all__ = [
     "ServingError",
     "ServingSpec",
     "parse_model_ref",
-    "run_deploy_job",
-    "submit_deploy_job",
 ]

@@ -79,6 +79,10 @@ class ContainerRuntime(BaseModel):
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM, then drain; returns the process exit status."""
+    # Before anything imports Ray: this driver must reach the node on loopback
+    # (the same switch the node gets, see rayline.clusters.backends.ray_nodes).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -192,10 +196,6 @@ def start_ray_node(runtime: ContainerRuntime) -> subprocess.Popen[bytes]:
         cluster_id=runtime.deployment_id,
         head=head,
     )
-    # This process is a driver of that node: same loopback rule as the node.
-    for key in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED"):
-        if key in env:
-            os.environ[key] = env[key]
     log.info("starting Ray: %s", " ".join(command[1:4]))
     return subprocess.Popen(command, env=env, start_new_session=True)
 

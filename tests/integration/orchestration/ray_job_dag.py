@@ -6,7 +6,7 @@ neither the training nor the deploy job.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task
@@ -40,6 +40,9 @@ with DAG(
     create = CreateRayClusterOperator(
         task_id="create_cluster",
         spec={"purpose": "training", "head": {"cpus": 1}, "ttl_seconds": 900},
+        # A loaded machine may fail to start a cluster in time; a retry gets a new one.
+        retries=1,
+        retry_delay=timedelta(seconds=2),
     )
     job = SubmitRayJobOperator(
         task_id="run_job",

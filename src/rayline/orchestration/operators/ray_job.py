@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,65 +23,16 @@ from rayline.orchestration.exceptions import (
 )
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.hooks.ray_jobs import RayJobHook, RayJobState
+from rayline.orchestration.job_output import failure_message, parse_job_result
 from rayline.orchestration.operators.clusters import build_cluster_spec, rendered_mapping
 from rayline.orchestration.triggers.ray_job import RayJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = [
-    "ERROR_MARKER",
-    "RESULT_MARKER",
-    "SubmitRayJobOperator",
-    "parse_job_error",
-    "parse_job_result",
-]
+__all__ = ["SubmitRayJobOperator"]
 
-#: A job hands a result to Airflow by printing one line ``RAYLINE_RESULT {json object}``;
-#: the last such line is parsed and pushed to XCom as ``job_result``. A failing job
-#: may print ``RAYLINE_ERROR {"error": kind, "message": ...}``, which the task's
-#: error then quotes. (Rayline's jobs do both, see `rayline.training.outcome`.)
-RESULT_MARKER = "RAYLINE_RESULT "
-ERROR_MARKER = "RAYLINE_ERROR "
 _ACTIVE = frozenset({"PENDING", "RUNNING"})
-
-
-def parse_job_result(logs: str) -> dict[str, Any] | None:
-    """Return the JSON object of the last ``RAYLINE_RESULT`` line of a job's log, if any."""
-    return _last_marker(logs, RESULT_MARKER)
-
-
-def parse_job_error(logs: str) -> str | None:
-    """Return ``"kind: message"`` of the last ``RAYLINE_ERROR`` line of a job's log, if any."""
-    error = _last_marker(logs, ERROR_MARKER)
-    if error is None:
-        return None
-    kind, message = error.get("error"), error.get("message")
-    return f"{kind}: {message}" if kind else str(message)
-
-
-def _last_marker(logs: str, marker: str) -> dict[str, Any] | None:
-    for line in reversed(logs.splitlines()):
-        # Anywhere in the line: Ray may prefix a worker's output with "(pid=...)".
-        start = line.find(marker)
-        if start < 0:
-            continue
-        try:
-            value = json.loads(line[start + len(marker) :])
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def _with_job_error(message: str, logs: str | None) -> str:
-    """Ray's message without the log tail it appends, plus the job's own explanation."""
-    # Ray adds ", last available logs (truncated to N chars):\n..." to a failed job's
-    # message; the log is in the task log already.
-    headline = message.split(", last available logs", 1)[0].split("\n", 1)[0][:500]
-    error = parse_job_error(logs) if logs else None
-    return f"{headline}; the job said: {error}" if error else headline
 
 
 @dataclass(frozen=True)
@@ -480,7 +430,7 @@ class SubmitRayJobOperator(BaseOperator):
         """Write what is left of the log, check the status, build the XCom value."""
         _, logs = self._write_logs(hook, submission_id, offset, final=True)
         if status != "SUCCEEDED":
-            message = _with_job_error(message, logs)
+            message = failure_message(message, logs)
             if exit_code is not None and exit_code in self.no_retry_exit_codes:
                 raise RayJobRefusedError(
                     submission_id, status=status, message=message, exit_code=exit_code

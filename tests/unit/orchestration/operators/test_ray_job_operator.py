@@ -11,8 +11,9 @@ from rayline.clusters.schemas import ClusterState
 from rayline.orchestration import ids
 from rayline.orchestration.exceptions import RayJobApiError, RayJobFailedError
 from rayline.orchestration.hooks.ray_jobs import RayJobState
+from rayline.orchestration.job_output import parse_job_error, parse_job_result
 from rayline.orchestration.operators.clusters import cluster_summary
-from rayline.orchestration.operators.ray_job import SubmitRayJobOperator, parse_job_result
+from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
 from rayline.orchestration.triggers.ray_job import RayJobTrigger
 from tests.unit.orchestration.fakes import (
     DAG_ID,
@@ -338,3 +339,15 @@ def test_job_api_url_alone_needs_no_cluster_manager() -> None:
 )
 def test_parse_job_result(logs: str, expected: dict[str, Any] | None) -> None:
     assert parse_job_result(logs) == expected
+
+
+@pytest.mark.parametrize(
+    ("logs", "expected"),
+    [
+        ("", None),
+        ('RAYLINE_ERROR {"error": "DatasetError", "message": "empty"}\n', "DatasetError: empty"),
+        ('RAYLINE_ERROR {"message": "no kind"}\n', "no kind"),
+    ],
+)
+def test_parse_job_error(logs: str, expected: str | None) -> None:
+    assert parse_job_error(logs) == expected
