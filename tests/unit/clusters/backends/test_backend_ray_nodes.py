@@ -170,7 +170,7 @@ def test_unsupported_resources_are_refused(resources: NodeResources, match: str)
 
 def test_environment_marks_processes_and_keeps_ray_offline() -> None:
     plan = plan_ports(PortBlock(30000, ports_needed(1, 20)), 1, 20)
-    base = {"PATH": "/usr/bin", "RAY_ADDRESS": "10.0.0.1:6379", "HOME": "/root"}
+    base = {"PATH": "/usr/bin", "RAY_ADDRESS": "192.0.2.1:6379", "HOME": "/root"}
     env = ray_environment(
         base, python="/venv/bin/python", ip=IP, temp_dir=TEMP, cluster_id="c1", head=plan.head
     )
@@ -188,6 +188,6 @@ def test_environment_marks_processes_and_keeps_ray_offline() -> None:
 
 
 def test_worker_environment_has_no_head_ports_and_routable_ip_keeps_ray_default() -> None:
-    env = ray_environment({}, python="/p/python", ip="10.1.2.3", temp_dir=TEMP, cluster_id="c")
+    env = ray_environment({}, python="/p/python", ip="192.0.2.3", temp_dir=TEMP, cluster_id="c")
     assert "DASHBOARD_METRIC_PORT" not in env
     assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in env

@@ -319,12 +319,12 @@ def test_a_dead_cluster_without_a_spec_is_an_error_naming_the_fix() -> None:
 
 def test_job_api_url_alone_needs_no_cluster_manager() -> None:
     env = Env()
-    op = env.operator(cluster=None, job_api_url="http://10.0.0.5:8265")
+    op = env.operator(cluster=None, job_api_url="http://192.0.2.5:8265")
 
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context_for(FakeTI("train")))
 
-    assert deferred.value.trigger.job_api_url == "http://10.0.0.5:8265"
+    assert deferred.value.trigger.job_api_url == "http://192.0.2.5:8265"
 
 
 @pytest.mark.parametrize(
