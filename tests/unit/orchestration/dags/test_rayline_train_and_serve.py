@@ -184,3 +184,18 @@ class _TI:
 def test_deploy_takes_the_version_the_training_job_reported(job_result: Any, version: Any) -> None:
     rendered = _render(_task("deploy").version, {"ti": _TI(job_result)})  # type: ignore[attr-defined]
     assert rendered == version
+
+
+def test_param_schemas_name_the_same_fields_as_the_specs_they_mirror() -> None:
+    from rayline.clusters.schemas import ClusterCreate
+    from rayline.serving.spec import ServingSpec
+    from rayline.training.spec import TrainingSpec
+
+    def fields(name: str) -> set[str]:
+        return set(dag.params.get_param(name).schema["properties"])
+
+    assert fields("training") == set(TrainingSpec.model_fields)
+    assert fields("serving_cluster") == set(ClusterCreate.model_fields) - {"name", "request_id"}
+    assert fields("training_cluster") == fields("serving_cluster")
+    serving_spec = dag.params.get_param("serving").schema["properties"]["spec"]["properties"]
+    assert set(serving_spec) == set(ServingSpec.model_fields)
