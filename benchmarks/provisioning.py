@@ -75,7 +75,8 @@ def baseline_once(workdir: Path) -> float:
         f"--dashboard-port={dash}", f"--temp-dir={temp}", "--num-cpus=1",
         "--disable-usage-stats",
     ]  # fmt: skip
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Same Ray switches as our backend: no usage stats, no token auth (loopback only).
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     started = time.monotonic()
     with (workdir / "baseline.log").open("ab") as log:
         process = subprocess.Popen(
