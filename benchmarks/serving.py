@@ -98,6 +98,9 @@ def make_model(directory: Path) -> None:
 
 def serve_bare(port: int, model_dir: str) -> None:
     """(a): uvicorn + FastAPI, the model called in the request handler."""
+    # One OpenMP thread per model call, as Ray gives replicas of under one CPU:
+    # a single-row prediction gains nothing from more and pays for their wake-ups.
+    os.environ["OMP_NUM_THREADS"] = "1"
     import pandas as pd
     import uvicorn
     from fastapi import FastAPI
