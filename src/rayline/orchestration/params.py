@@ -111,6 +111,7 @@ _SERVING_SPEC_SCHEMA: dict[str, Any] = {
         "ray_cpus": {"type": "integer", "minimum": 1},
         "graceful_shutdown_timeout_s": {"type": "number", "minimum": 0, "maximum": 3600},
         "max_body_bytes": {"type": "integer", "minimum": 1024},
+        "high_throughput": {"type": "boolean"},
         "access_log": {"type": "boolean"},
     },
 }

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rayline.clusters.backends.ray_nodes import PortPlan
 from rayline.serving.model import ServedModel
@@ -75,6 +75,8 @@ class ContainerRuntime(BaseModel):
     port: int
     ports: PortPlan
     spec: ServingSpec
+    #: Extra ``RAY_SERVE_*`` variables for the node (high-throughput mode's ports).
+    serve_env: dict[str, str] = Field(default_factory=dict)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ContainerConfig.model_validate_json(args.config.read_text())
     runtime = ContainerRuntime.model_validate_json(os.environ[RUNTIME_ENV])
     model_dir = args.config.parent / "model"
+    _configure_serve(runtime)
 
     from rayline.serving.errors import ServingError
     from rayline.serving.model import verify_model_dir
@@ -122,6 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(config, runtime, model_dir, ray_node, stop)
     finally:
         stop_ray_node(ray_node)
+
+
+def _configure_serve(runtime: ContainerRuntime) -> None:
+    """Serve reads its switches from the environment of every process: set them now."""
+    os.environ.update(runtime.serve_env)
+    if runtime.serve_env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+        from rayline.serving.high_throughput import write_loopback_wrapper
+
+        wrapper = write_loopback_wrapper(Path(TEMP_BASE, "haproxy-bin"))
+        os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(wrapper)
+        log.info("high-throughput mode: HAProxy in front of the replicas")
 
 
 def _serve(

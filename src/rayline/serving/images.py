@@ -486,6 +486,7 @@ def _docker_build(
 
     progress(f"docker build --network none -t {tag}")
     tail: list[str] = []
+    layers: list[str] = []
     try:
         for chunk in client.api.build(
             path=str(ctx),
@@ -498,16 +499,41 @@ def _docker_build(
             decode=True,
         ):
             if "error" in chunk:
+                _remove_layers(client, layers)
                 output = "\n".join(tail[-20:])
                 raise ImageBuildError(f"docker build of {tag} failed: {chunk['error']}\n{output}")
             line = str(chunk.get("stream", "")).rstrip()
             if line:
+                _note_layer(line, tail, layers)
                 tail.append(line)
                 progress(line)
     except APIError as err:
+        _remove_layers(client, layers)
         raise ImageBuildError(f"the Docker engine refused to build {tag}: {err}") from err
     image_id: str = client.images.get(tag).id
     return image_id
+
+
+def _note_layer(line: str, tail: list[str], layers: list[str]) -> None:
+    """Remember the images a build step made (not the ``FROM`` image, which is not ours)."""
+    match = re.fullmatch(r"\s*---> ([0-9a-f]{12})", line)
+    if match is None:
+        return
+    previous = next((t for t in reversed(tail) if t.startswith("Step ")), "")
+    if " : FROM " not in previous:
+        layers.append(match.group(1))
+
+
+def _remove_layers(client: Any, layers: list[str]) -> None:
+    """Remove the untagged layers of a failed build (newest first); keep anything in use."""
+    from docker.errors import APIError
+
+    for layer in reversed(layers):
+        try:
+            if not client.images.get(layer).tags:
+                client.images.remove(layer, noprune=True)
+        except APIError:
+            continue  # used by another image or container: not ours to remove
 
 
 def _image_exists(client: Any, tag: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from rayline.clusters.backends.ports import PortAllocator, PortBlock
 from rayline.clusters.backends.ray_nodes import plan_ports, ports_needed
 from rayline.metadata import Deployment, DeploymentMode
+from rayline.serving import high_throughput
 from rayline.serving.container import RUNTIME_ENV, ContainerConfig, ContainerRuntime
 from rayline.serving.docker_engine import LABEL_PREFIX, docker_client
 from rayline.serving.errors import DockerUnavailableError, PortInUseError
@@ -70,11 +71,24 @@ class DockerRuntime(ServingRuntime):
         guard = self._guard(request.deployment_id)
         guard.parent.mkdir(parents=True, exist_ok=True)
         guard.touch()
-        per_node = self.settings.local_worker_ports_per_node
-        block = self._ports.allocate(owner, ports_needed(1, per_node) + 1, guard=guard)
+        ray_ports = ports_needed(1, self.settings.local_worker_ports_per_node)
+        serve_ports = (
+            high_throughput.ports_needed(request.spec.replica_slots)
+            if request.spec.high_throughput
+            else 0
+        )
+        # [Ray node ports][high-throughput ports][HTTP port]
+        block = self._ports.allocate(owner, ray_ports + serve_ports + 1, guard=guard)
         try:
             port = self._http_port(request, block)
-            return self._run(request, port, PortBlock(block.first, block.count - 1))
+            serve_env = (
+                high_throughput.high_throughput_env(
+                    PortBlock(block.first + ray_ports, serve_ports), request.spec.replica_slots
+                )
+                if serve_ports
+                else {}
+            )
+            return self._run(request, port, PortBlock(block.first, ray_ports), serve_env)
         except BaseException:
             self._release(request.deployment_id)
             raise
@@ -86,7 +100,9 @@ class DockerRuntime(ServingRuntime):
             raise PortInUseError(request.host, request.port)
         return request.port
 
-    def _run(self, request: StartRequest, port: int, block: PortBlock) -> Started:
+    def _run(
+        self, request: StartRequest, port: int, block: PortBlock, serve_env: dict[str, str]
+    ) -> Started:
         served = request.served
         config = ContainerConfig(
             served=served,
@@ -114,6 +130,7 @@ class DockerRuntime(ServingRuntime):
             port=port,
             ports=plan_ports(block, 1, per_node),
             spec=request.spec,
+            serve_env=serve_env,
         )
         labels = {
             f"{LABEL_PREFIX}deployment": request.deployment_id,
