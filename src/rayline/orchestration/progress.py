@@ -1,0 +1,113 @@
+"""Follow a workflow run's steps from the metadata store while the run goes on.
+
+The DAG's step callbacks (`rayline.orchestration.recording`) record every task try;
+`StepFollower` polls those records from a background thread and reports each step
+as it starts and ends, whoever runs the DAG (``dag.test()`` in this process, or
+Airflow's scheduler elsewhere).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from rayline.metadata.db import session_scope
+from rayline.metadata.enums import WorkflowStatus
+from rayline.metadata.models import WorkflowRun, WorkflowStep
+
+__all__ = ["StepEvent", "StepFollower"]
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A step try that started or ended."""
+
+    name: str
+    try_number: int
+    status: WorkflowStatus
+    seconds: float | None
+    error: str | None
+
+
+class StepFollower:
+    """Report the steps of the newest run of ``dag_id`` begun at or after ``since``.
+
+    Args:
+        engine: the metadata store the run is recorded in.
+        dag_id: the DAG whose run to follow.
+        since: ignore runs that started before this moment (timezone-aware).
+        report: called once per step try when it starts and once when it ends.
+        interval: seconds between polls.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        dag_id: str,
+        since: datetime,
+        report: Callable[[StepEvent], None],
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self._engine = engine
+        self._dag_id = dag_id
+        self._since = since
+        self._report = report
+        self._interval = interval
+        self._seen: dict[int, WorkflowStatus] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="step-follower", daemon=True)
+
+    def __enter__(self) -> StepFollower:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.poll()  # the last steps, ended after the final poll of the loop
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.poll()
+            except Exception:  # a busy SQLite must not end the follower
+                continue
+
+    def poll(self) -> None:
+        """Report what changed since the last poll."""
+        with session_scope(self._engine) as session:
+            run_id = session.scalar(
+                select(WorkflowRun.id)
+                .where(WorkflowRun.dag_id == self._dag_id, WorkflowRun.started_at >= self._since)
+                .order_by(WorkflowRun.id.desc())
+                .limit(1)
+            )
+            if run_id is None:
+                return
+            steps = session.scalars(
+                select(WorkflowStep).where(WorkflowStep.run_id == run_id).order_by(WorkflowStep.id)
+            ).all()
+            events = [self._event(step) for step in steps if self._changed(step)]
+        for event in events:
+            self._report(event)
+
+    def _changed(self, step: WorkflowStep) -> bool:
+        if self._seen.get(step.id) == step.status:
+            return False
+        self._seen[step.id] = step.status
+        return True
+
+    @staticmethod
+    def _event(step: WorkflowStep) -> StepEvent:
+        seconds = (
+            (step.finished_at - step.started_at).total_seconds()
+            if step.started_at and step.finished_at
+            else None
+        )
+        return StepEvent(step.name, step.try_number, step.status, seconds, step.error)
