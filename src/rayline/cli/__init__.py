@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from rayline.cli import cluster_manager, clusters, db, demo, down, models, services, train
+from rayline.cli import (
+    cluster_manager,
+    clusters,
+    db,
+    demo,
+    deploy,
+    deployments,
+    down,
+    images,
+    models,
+    predict,
+    services,
+    train,
+    workflow,
+)
 
 app = typer.Typer(
     name="rayline",
@@ -17,7 +31,12 @@ app.add_typer(services.app, name="services")
 app.add_typer(cluster_manager.app, name="cluster-manager")
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(models.app, name="models")
+app.add_typer(workflow.app, name="workflow")
+app.add_typer(deployments.app, name="deployments")
+app.add_typer(images.app, name="images")
 app.command("train")(train.train)
+app.command("deploy")(deploy.deploy_command)
+app.command("predict")(predict.predict_command)
 app.command("demo")(demo.run_demo)
 app.command("down")(down.down)
 
