@@ -171,7 +171,11 @@ class FakeRayJobHook:
         self.new_job_logs = ""
 
     def add(self, submission_id: str, status: str, logs: str = "", message: str = "") -> None:
-        self.jobs[submission_id] = RayJobState(submission_id, status, message)
+        # Ray's clock in milliseconds: terminal jobs ran 12.5 s.
+        ended = 1_700_000_012_500 if status in ("SUCCEEDED", "FAILED", "STOPPED") else None
+        self.jobs[submission_id] = RayJobState(
+            submission_id, status, message, start_time=1_700_000_000_000, end_time=ended
+        )
         self.logs[submission_id] = logs
 
     def submit_job(self, **kwargs: Any) -> str:

@@ -31,6 +31,8 @@ class RayJobState:
         message: Ray's explanation of the status (the error, for failed jobs).
         error_type: Ray's error category of a failed job, if any.
         driver_exit_code: the entrypoint's exit code once it ended.
+        start_time: when the job started, in milliseconds since the epoch.
+        end_time: when it ended, in milliseconds since the epoch.
     """
 
     submission_id: str
@@ -38,6 +40,8 @@ class RayJobState:
     message: str = ""
     error_type: str | None = None
     driver_exit_code: int | None = None
+    start_time: int | None = None
+    end_time: int | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -49,6 +53,13 @@ class RayJobState:
         """True when the job ended SUCCEEDED."""
         return self.status == "SUCCEEDED"
 
+    @property
+    def seconds(self) -> float | None:
+        """The job's own run time (submit to end, as Ray measured it), once it ended."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time) / 1000
+
     @classmethod
     def from_json(cls, submission_id: str, body: Mapping[str, Any]) -> RayJobState:
         """Parse the body of ``GET /api/jobs/{submission_id}``."""
@@ -59,6 +70,8 @@ class RayJobState:
             message=str(body.get("message") or ""),
             error_type=body.get("error_type"),
             driver_exit_code=int(exit_code) if exit_code is not None else None,
+            start_time=body.get("start_time"),
+            end_time=body.get("end_time"),
         )
 
 
@@ -189,6 +202,8 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
             message=details.message or "",
             error_type=details.error_type,
             driver_exit_code=getattr(details, "driver_exit_code", None),
+            start_time=details.start_time,
+            end_time=details.end_time,
         )
 
     def get_job_logs(self, submission_id: str) -> str:

@@ -447,8 +447,17 @@ class SubmitRayJobOperator(BaseOperator):
                 "cluster_id": target.cluster_id,
                 "status": status,
                 "result": result,
+                "job_seconds": self._job_seconds(hook, submission_id),
             },
         )
+
+    def _job_seconds(self, hook: RayJobHook, submission_id: str) -> float | None:
+        """The job's run time as Ray measured it (for the platform-overhead figures)."""
+        try:
+            state = hook.get_job_state(submission_id)
+        except RayJobApiError:
+            return None
+        return state.seconds if state is not None else None
 
     def _write_logs(
         self, hook: RayJobHook, submission_id: str, offset: int, *, final: bool

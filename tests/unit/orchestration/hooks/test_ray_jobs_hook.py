@@ -28,7 +28,12 @@ class FakeSdkClient:
         if self.error is not None:
             raise self.error
         return SimpleNamespace(
-            status="FAILED", message="boom", error_type="JOB_ERROR", driver_exit_code=3
+            status="FAILED",
+            message="boom",
+            error_type="JOB_ERROR",
+            driver_exit_code=3,
+            start_time=1_700_000_000_000,
+            end_time=1_700_000_004_250,
         )
 
     def get_job_logs(self, job_id: str) -> str:
@@ -45,8 +50,17 @@ def _sync_hook(client: FakeSdkClient) -> RayJobHook:
 
 def test_job_state_is_mapped_from_the_sdk() -> None:
     state = _sync_hook(FakeSdkClient()).get_job_state(SID)
-    assert state == RayJobState(SID, "FAILED", "boom", "JOB_ERROR", 3)
+    assert state == RayJobState(
+        SID,
+        "FAILED",
+        "boom",
+        "JOB_ERROR",
+        3,
+        start_time=1_700_000_000_000,
+        end_time=1_700_000_004_250,
+    )
     assert state.is_terminal and not state.succeeded
+    assert state.seconds == 4.25
 
 
 def test_unknown_job_is_none() -> None:

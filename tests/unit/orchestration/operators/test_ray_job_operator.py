@@ -204,6 +204,7 @@ def test_execute_complete_writes_the_rest_of_the_log_and_returns_the_result() ->
         "cluster_id": "rc-1",
         "status": "SUCCEEDED",
         "result": {"version": 7},
+        "job_seconds": 12.5,
     }
     assert ti.xcom[("train", "job_result")] == {"version": 7}
 
