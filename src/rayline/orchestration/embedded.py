@@ -68,6 +68,19 @@ def configure_airflow(home: Path, *, dags_folder: Path = DAGS_FOLDER) -> None:
             "before importing airflow or rayline.orchestration modules"
         )
     os.environ.update(wanted)
+    if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+        os.environ["AIRFLOW__CORE__FERNET_KEY"] = _fernet_key(home / "fernet.key")
+
+
+def _fernet_key(path: Path) -> str:
+    """The key Airflow encrypts connection passwords and variables with: made once, mode 600."""
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(Fernet.generate_key())
+    return path.read_text().strip()
 
 
 def migrate_airflow_db() -> None:

@@ -45,3 +45,15 @@ def test_connection_environment_is_the_json_form() -> None:
         rayline_connection_environment("https://cm.example")["AIRFLOW_CONN_RAYLINE_DEFAULT"]
     )
     assert no_token == {"conn_type": "rayline", "host": "cm.example", "schema": "https"}
+
+
+def test_the_fernet_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    from rayline.orchestration.embedded import _fernet_key
+
+    key = _fernet_key(tmp_path / "fernet.key")
+
+    assert _fernet_key(tmp_path / "fernet.key") == key
+    assert (tmp_path / "fernet.key").stat().st_mode & 0o777 == 0o600
+    assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"x")) == b"x"
