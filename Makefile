@@ -5,7 +5,7 @@ UV_VERSION := 0.13.8
 SERVICES_ENV := $${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}/services.env
 PYTEST_ARGS ?= -m "not wip"
 
-.PHONY: venv demo test lint unit integration services-up services-down bench clean
+.PHONY: venv demo test lint unit integration services-up services-down serving-base bench clean
 
 venv: .venv/.synced
 .venv/.synced: pyproject.toml uv.lock
@@ -27,9 +27,14 @@ services-up:
 services-down:
 	deploy/services.sh down
 
+# The serving base image (debootstrap + wheels, `docker build --network none`): built
+# once into the Docker engine's data root and reused while its recipe and pins match.
+serving-base: venv services-up
+	source $(SERVICES_ENV); uv run rayline images build-base --quiet
+
 # Unit tests need no services; integration tests run against the real services,
 # which are started here and stopped afterwards even when a test fails.
-test: venv lint services-up
+test: venv lint services-up serving-base
 	@set -o pipefail; source $(SERVICES_ENV); \
 	status=0; uv run pytest $(PYTEST_ARGS) || status=$$?; \
 	[ -n "$$KEEP_SERVICES" ] || deploy/services.sh down; exit $$status
@@ -37,7 +42,7 @@ test: venv lint services-up
 unit: venv
 	uv run pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv services-up
+integration: venv services-up serving-base
 	source $(SERVICES_ENV); uv run pytest tests/integration $(PYTEST_ARGS)
 
 bench: venv services-up

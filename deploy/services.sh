@@ -63,6 +63,9 @@ install_s3() {
 
 install_all() {
   apt_install postgresql docker.io containerd runc iproute2 curl
+  # The serving base image's root file system (`rayline images build-base`), and
+  # the load generator of benchmarks/serving.py.
+  apt_install debootstrap wrk
   install_s3
 }
 
