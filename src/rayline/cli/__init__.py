@@ -16,6 +16,7 @@ from rayline.cli import (
     models,
     predict,
     services,
+    stack,
     train,
     workflow,
 )
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(services.app, name="services")
+app.add_typer(stack.app, name="stack")
 app.add_typer(cluster_manager.app, name="cluster-manager")
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(models.app, name="models")

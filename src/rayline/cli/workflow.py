@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -22,10 +24,14 @@ from sqlalchemy import Engine, select
 from rayline.metadata import create_engine_for, session_scope
 from rayline.metadata.enums import WorkflowStatus
 from rayline.metadata.models import WorkflowRun, WorkflowStep
+from rayline.orchestration.progress import StepEvent, StepFollower
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Workflow runs: list them, show one with its steps.", no_args_is_help=True)
+app = typer.Typer(
+    help="Workflow runs: run one on the stack's Airflow, list them, show one with its steps.",
+    no_args_is_help=True,
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -133,3 +139,110 @@ def _seconds(start: datetime | None, end: datetime | None) -> str:
     if start is None or end is None:
         return "-"
     return f"{(end - start).total_seconds():.1f}"
+
+
+_STEP_MARKS = {
+    WorkflowStatus.RUNNING: "[cyan]…[/]",
+    WorkflowStatus.SUCCESS: "[green]✓[/]",
+    WorkflowStatus.FAILED: "[red]✗[/]",
+}
+
+
+@app.command("run")
+def run(
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="Training spec (YAML), or a whole run conf."
+        ),
+    ],
+    serving_spec: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Serving spec (YAML): replicas, batching."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1024, max=65535, help="Port to serve on (default: free one).")
+    ] = None,
+    sample: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help='Request for the endpoint check: {"instances": [...]}.',
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="The stack's state dir (see `rayline stack up`).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to follow the run.")] = 3600,
+) -> None:
+    """Run `rayline_train_and_serve` on the stack's Airflow and follow it to its end."""
+    from rayline.cli.stack import load_stack
+    from rayline.stack.airflow import AirflowApiError
+    from rayline.stack.stack import DAG_ID
+    from rayline.stack.workflow import build_conf, follow_run, load_yaml, run_record
+
+    stack = load_stack(state_dir)
+    try:
+        with stack.airflow_client() as client:
+            dag = client.get_dag(DAG_ID)
+            if dag is None:
+                err_console.print(f"[red]error:[/] Airflow has not parsed {DAG_ID} (yet)")
+                raise typer.Exit(1)
+            conf = build_conf(
+                load_yaml(spec),
+                dag.get("params") or {},
+                serving_spec=load_yaml(serving_spec) if serving_spec else None,
+                port=port,
+                sample_request=load_yaml(sample) if sample else None,
+            )
+            client.unpause(DAG_ID)
+            began = datetime.now(UTC)
+            run_id = str(client.trigger(DAG_ID, conf)["dag_run_id"])
+            console.print(f"triggered {DAG_ID} run [bold]{escape(run_id)}[/] on {client.base_url}")
+            engine = create_engine_for(stack.metadata_url())
+            try:
+                with StepFollower(engine, DAG_ID, began, _print_step):
+                    outcome = follow_run(
+                        client,
+                        DAG_ID,
+                        run_id,
+                        timeout=timeout,
+                        on_state=lambda s: console.print(f"  Airflow run state: {s}"),
+                    )
+                record = run_record(engine, DAG_ID, run_id, wait_for_end=30)
+            finally:
+                engine.dispose()
+            verified = (
+                client.xcom(DAG_ID, run_id, "verify_endpoint")
+                if outcome.state == "success"
+                else None
+            )
+    except (AirflowApiError, httpx.HTTPError, FileNotFoundError, ValueError) as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}")
+        raise typer.Exit(1) from err
+    record_id = (
+        f" (workflow run {record.id}: `rayline workflow show {record.id}`)" if record else ""
+    )
+    if outcome.state != "success" or not isinstance(verified, dict):
+        reason = (record.error if record is not None else None) or ", ".join(outcome.failed_tasks)
+        err_console.print(
+            f"[red]the run {outcome.state}[/]{record_id}: {escape(reason or 'no reason recorded')}"
+        )
+        raise typer.Exit(1)
+    console.print(f"[green]the run succeeded[/]{record_id}")
+    console.print(f"[bold]model[/]      {verified['model']} version {verified['version']}")
+    console.print(
+        f"[bold]endpoint[/]   {verified['endpoint_url']} "
+        f"(deployment {verified.get('deployment_id')})"
+    )
+    console.print(f"[bold]request[/]    {conf['serving']['sample_request']}")
+    console.print(f"[bold]prediction[/] {escape(str(verified['predictions']))}")
+
+
+def _print_step(event: StepEvent) -> None:
+    retry = f" (try {event.try_number})" if event.try_number > 1 else ""
+    took = f"  {event.seconds:.1f} s" if event.seconds is not None else ""
+    why = (event.error or "").splitlines()[:1] if event.status == WorkflowStatus.FAILED else []
+    line = f"  {_STEP_MARKS.get(event.status, '·')} {event.name}{retry}{took}"
+    console.print(line + (f"  {escape(why[0])}" if why else ""))

@@ -1,0 +1,99 @@
+"""`rayline stack up|down|status`: the full local stack on loopback.
+
+Postgres, the S3 server and the Docker engine (`deploy/services.sh`), the Cluster
+Manager on Postgres and ``s3://`` artifacts, and Airflow 3 (api-server, scheduler
+with the LocalExecutor, dag-processor, triggerer) with its database on the same
+Postgres. State, logs and secrets live in ``$RAYLINE_STACK_DIR`` (default
+``$RAYLINE_HOME/stack``); see `rayline.stack.config` for ports and names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rayline.stack import Stack, StackConfig, StackError
+
+__all__ = ["app", "load_stack"]
+
+app = typer.Typer(
+    help="The full local stack: services, Cluster Manager, Airflow.", no_args_is_help=True
+)
+console = Console()
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="The stack's state dir (default: $RAYLINE_STACK_DIR or $RAYLINE_HOME/stack).",
+    ),
+]
+
+
+def load_stack(state_dir: Path | None = None) -> Stack:
+    """The stack described by the environment, reporting its steps on the console."""
+    return Stack(StackConfig.from_env(state_dir), report=lambda line: console.print(f"• {line}"))
+
+
+@app.command("up")
+def up(
+    state_dir: StateDirOption = None,
+    timeout: Annotated[
+        float, typer.Option(min=10, help="Seconds each component may take to answer.")
+    ] = 300,
+) -> None:
+    """Start what is not running yet and wait until everything answers."""
+    stack = load_stack(state_dir)
+    try:
+        stack.up(timeout=timeout)
+    except (StackError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/] {escape(str(err))}")
+        raise typer.Exit(1) from err
+    _print_status(stack)
+    console.print(
+        f"Airflow UI: {stack.config.airflow_url} (user admin, password in "
+        f"{stack.config.state_dir / 'secrets.json'}); `source "
+        f"{stack.config.state_dir / 'stack.env'}` points `rayline ...` at this stack."
+    )
+
+
+@app.command("down")
+def down(
+    state_dir: StateDirOption = None,
+    keep_services: Annotated[
+        bool, typer.Option(help="Leave Postgres, S3 and Docker running.")
+    ] = False,
+) -> None:
+    """Delete the stack's deployments and clusters, then stop what the stack started."""
+    stack = load_stack(state_dir)
+    try:
+        stack.down(keep_services=keep_services)
+    except StackError as err:
+        console.print(f"[red]error:[/] {escape(str(err))}")
+        raise typer.Exit(1) from err
+    console.print("stack down")
+
+
+@app.command("status")
+def status(state_dir: StateDirOption = None) -> None:
+    """Each component's state, pid and address."""
+    _print_status(load_stack(state_dir))
+
+
+def _print_status(stack: Stack) -> None:
+    table = Table("COMPONENT", "STATE", "PID", "URL", "LOG")
+    style = {"up": "green", "external": "cyan", "starting": "yellow", "down": "red"}
+    for row in stack.status():
+        table.add_row(
+            row.name,
+            f"[{style.get(row.state, 'white')}]{row.state}[/]",
+            str(row.pid or ""),
+            row.url,
+            row.detail,
+        )
+    console.print(table)

@@ -1,0 +1,188 @@
+"""Where the full local stack lives, on which ports, and its secrets.
+
+Everything is read from the environment, so a test (or a second stack) can
+run its own stack next to the default one:
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``RAYLINE_STACK_DIR`` | ``$RAYLINE_HOME/stack`` | pid files, logs, secrets, ``AIRFLOW_HOME`` |
+| ``RAYLINE_SERVICES_DIR`` | ``/var/tmp/rayline-services`` | `deploy/services.sh`'s state |
+| ``RAYLINE_PG_PORT`` / ``RAYLINE_S3_PORT`` | 55432 / 59000 | the services' ports |
+| ``RAYLINE_STACK_MANAGER_PORT`` | 8775 | the stack's Cluster Manager |
+| ``RAYLINE_STACK_AIRFLOW_PORT`` | 8080 | Airflow's api-server (UI and REST API) |
+| ``RAYLINE_STACK_DATABASE`` | ``rayline`` | our metadata database on the stack's Postgres |
+| ``RAYLINE_STACK_AIRFLOW_DATABASE`` | ``airflow`` | Airflow's database on the same Postgres |
+| ``RAYLINE_STACK_BUCKET`` | ``rayline`` | artifacts go to ``s3://BUCKET/artifacts`` |
+
+Secrets (Airflow's admin password, JWT secret, API secret key and Fernet key; the
+Cluster Manager's token) are generated on the first ``up`` and kept in
+``$RAYLINE_STACK_DIR/secrets.json``, mode 600; nothing prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+__all__ = [
+    "SERVICES_SCRIPT",
+    "StackConfig",
+    "StackSecrets",
+    "load_secrets",
+    "read_services_env",
+    "write_private",
+]
+
+#: The one implementation of the services' start and stop (also used by CI and make).
+SERVICES_SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "services.sh"
+
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    value = int(raw) if raw else default
+    if not 1024 <= value <= 65535:
+        raise ValueError(f"{name}={value} is not a port between 1024 and 65535")
+    return value
+
+
+def _db_name(name: str, default: str) -> str:
+    value = os.environ.get(name) or default
+    if not _DB_NAME.match(value):
+        raise ValueError(f"{name}={value!r} is not a plain database name ([a-z_][a-z0-9_]*)")
+    return value
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The addresses and paths of one local stack."""
+
+    state_dir: Path
+    services_dir: Path
+    pg_port: int
+    s3_port: int
+    manager_port: int
+    airflow_port: int
+    database: str
+    airflow_database: str
+    bucket: str
+
+    @classmethod
+    def from_env(cls, state_dir: Path | None = None) -> StackConfig:
+        """The stack described by the environment (see the module's table)."""
+        home = Path(os.environ.get("RAYLINE_HOME", Path.home() / ".rayline"))
+        state = state_dir or Path(os.environ.get("RAYLINE_STACK_DIR") or home / "stack")
+        return cls(
+            state_dir=state.expanduser().resolve(),
+            services_dir=Path(
+                os.environ.get("RAYLINE_SERVICES_DIR") or "/var/tmp/rayline-services"
+            ),
+            pg_port=_port("RAYLINE_PG_PORT", 55432),
+            s3_port=_port("RAYLINE_S3_PORT", 59000),
+            manager_port=_port("RAYLINE_STACK_MANAGER_PORT", 8775),
+            airflow_port=_port("RAYLINE_STACK_AIRFLOW_PORT", 8080),
+            database=_db_name("RAYLINE_STACK_DATABASE", "rayline"),
+            airflow_database=_db_name("RAYLINE_STACK_AIRFLOW_DATABASE", "airflow"),
+            bucket=os.environ.get("RAYLINE_STACK_BUCKET") or "rayline",
+        )
+
+    @property
+    def airflow_home(self) -> Path:
+        """``AIRFLOW_HOME`` of the stack's Airflow (its airflow.cfg, logs)."""
+        return self.state_dir / "airflow"
+
+    @property
+    def rayline_home(self) -> Path:
+        """``RAYLINE_HOME`` of the stack's Cluster Manager (cluster logs, port leases)."""
+        return self.state_dir / "home"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files of the processes the stack started."""
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        """Log files of the processes the stack started."""
+        return self.state_dir / "logs"
+
+    @property
+    def manager_url(self) -> str:
+        """The stack's Cluster Manager."""
+        return f"http://127.0.0.1:{self.manager_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        """Airflow's api-server: the UI at ``/``, the REST API under ``/api/v2``."""
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def artifact_uri(self) -> str:
+        """Where models and their artifacts go."""
+        return f"s3://{self.bucket}/artifacts"
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """Secrets generated once per stack; `SecretStr` so no repr or log shows them."""
+
+    airflow_admin_password: SecretStr
+    airflow_jwt_secret: SecretStr
+    airflow_api_secret_key: SecretStr
+    airflow_fernet_key: SecretStr
+    manager_token: SecretStr
+
+
+def load_secrets(state_dir: Path, *, create: bool = True) -> StackSecrets:
+    """Read ``secrets.json`` from ``state_dir``; generate it (mode 600) when missing.
+
+    Raises:
+        FileNotFoundError: the file is missing and ``create`` is False (the stack
+            was never brought up from this state dir).
+    """
+    path = state_dir / "secrets.json"
+    if not path.is_file():
+        if not create:
+            raise FileNotFoundError(
+                f"{path} does not exist: bring the stack up first (`rayline stack up`)"
+            )
+        values = {
+            "airflow_admin_password": secrets.token_urlsafe(24),
+            "airflow_jwt_secret": secrets.token_urlsafe(48),
+            "airflow_api_secret_key": secrets.token_urlsafe(48),
+            "airflow_fernet_key": Fernet.generate_key().decode(),
+            "manager_token": secrets.token_urlsafe(32),
+        }
+        write_private(path, json.dumps(values, indent=2) + "\n")
+    stored = json.loads(path.read_text())
+    return StackSecrets(**{key: SecretStr(stored[key]) for key in StackSecrets.__annotations__})
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (created mode 600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
+def read_services_env(services_dir: Path) -> dict[str, str]:
+    """The ``export NAME=VALUE`` lines `deploy/services.sh` wrote to ``services.env``."""
+    path = services_dir / "services.env"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: the services were never started")
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.removeprefix("export ").partition("=")
+        if sep and name.strip():
+            values[name.strip()] = value.strip()
+    return values
