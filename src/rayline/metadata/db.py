@@ -4,9 +4,11 @@ SQLite is the embedded default and is tuned so that several threads and
 processes can share one file: WAL, a busy timeout (wait for the lock instead of
 failing) and ``BEGIN IMMEDIATE`` (take the write lock when the transaction
 starts, so two read-then-write transactions serialize instead of one failing
-with "database is locked" at its first write). The price: on SQLite every
-transaction, reads included, holds the single write lock while it runs. That
-is fine for the embedded, single-machine default; the full stack uses Postgres.
+with "database is locked" at its first write). Transactions that only read
+(`read_only`) start with a plain deferred ``BEGIN`` instead: under WAL they
+take no lock at all, so they never queue behind writers or each other (with
+IMMEDIATE, 16 concurrent API reads waited in SQLite's busy handler for up to
+seconds). Postgres needs neither.
 """
 
 from __future__ import annotations
@@ -31,11 +33,24 @@ __all__ = [
     "insert_unless_exists",
     "open_session",
     "parse_database_url",
+    "read_only",
     "session_scope",
     "sqlite_file_path",
 ]
 
 DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: Execution option marking an engine (or connection) whose transactions only read.
+READ_ONLY_OPTION = "rayline_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine (same pool) for transactions that only read.
+
+    On SQLite their transactions begin deferred, taking no lock under WAL; a
+    write in one may fail with "database is locked", so use it for reads only.
+    """
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def parse_database_url(url: str | URL) -> URL:
@@ -81,7 +96,8 @@ def create_engine_for(
         echo: log every SQL statement.
 
     Returns:
-        An engine; on SQLite every transaction starts with ``BEGIN IMMEDIATE``.
+        An engine; on SQLite every transaction starts with ``BEGIN IMMEDIATE``
+        (plain ``BEGIN`` on its `read_only` variant).
 
     Raises:
         UnsupportedDatabaseError: the URL is neither SQLite nor Postgres.
@@ -111,7 +127,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, foreign_keys: bool) 
             cursor.close()
 
     def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)

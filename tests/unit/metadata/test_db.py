@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import OperationalError, StatementError
 
-from rayline.metadata.db import create_engine_for, parse_database_url, session_scope
+from rayline.metadata.db import create_engine_for, parse_database_url, read_only, session_scope
 from rayline.metadata.enums import ClusterPurpose
 from rayline.metadata.models import Cluster
 
@@ -34,6 +34,25 @@ def test_transactions_take_the_write_lock_when_they_begin(db_url: str, engine: E
                 impatient.begin() as other,
             ):
                 other.execute(text("SELECT 1"))
+    finally:
+        impatient.dispose()
+
+
+def test_read_only_transactions_take_no_lock(db_url: str, engine: Engine) -> None:
+    impatient = create_engine_for(db_url, sqlite_busy_timeout_ms=0)
+    try:
+        with session_scope(engine) as session:
+            session.add(_cluster(id="rc-seen"))
+        with engine.begin() as writer:
+            writer.execute(text("SELECT 1"))  # holds the write lock from BEGIN
+            # A reader neither waits for the writer nor fails, and sees committed rows.
+            with session_scope(read_only(impatient)) as reader:
+                assert reader.scalars(select(Cluster.id)).all() == ["rc-seen"]
+            # Two readers side by side.
+            with read_only(impatient).begin() as one, read_only(impatient).begin() as two:
+                assert (
+                    one.execute(text("SELECT 1")).scalar() == two.execute(text("SELECT 1")).scalar()
+                )
     finally:
         impatient.dispose()
 
