@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     # Logical CPUs are scheduling slots, not cores: local clusters may promise
     # this many times the host's cores before a spec is refused as impossible.
     cpu_overcommit: float = Field(default=4, ge=1)
+    # Prometheus file_sd target files the manager keeps up to date (deploy/prometheus/).
+    prometheus_sd_dir: Path = Field(
+        default_factory=lambda data: data["home"] / "prometheus" / "targets"
+    )
+
+    # >>> coordination (issue 8): ZooKeeper for several manager replicas; empty = one manager.
+    zookeeper_hosts: str = ""
+    zookeeper_root: str = "/rayline"
+    # Leadership moves to another replica within this long after the leader dies.
+    zookeeper_session_timeout_seconds: float = Field(default=10, ge=1, le=60)
+    # Applied to requests that leave them unset; shared by replicas (`rayline config set`).
+    default_ttl_seconds: int | None = Field(default=None, ge=1)
+    default_idle_timeout_seconds: int | None = Field(default=None, ge=1)
+    # <<< coordination
 
     # Ray clusters started by the local backend.
     ray_bind_address: str = LOOPBACK

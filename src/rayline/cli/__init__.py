@@ -14,6 +14,7 @@ from rayline.cli import (
     down,
     images,
     models,
+    monitoring,
     predict,
     services,
     stack,
@@ -33,6 +34,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(cluster_manager.app, name="cluster-manager")
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(models.app, name="models")
+app.add_typer(monitoring.app, name="monitoring")
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(deployments.app, name="deployments")
 app.add_typer(images.app, name="images")

@@ -48,7 +48,8 @@ class LifecycleManager:
 
     # ------------------------------------------------------------ loop
     def start(self) -> None:
-        """Start the background loop (reconciles once first)."""
+        """Start the background loop (reconciles once first); again after a `stop`."""
+        self._stop.clear()  # coordination (issue 8): leadership may come back
         self.reconcile()
         self._thread = threading.Thread(target=self._loop, name="lifecycle", daemon=True)
         self._thread.start()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -12,13 +12,17 @@ from sqlalchemy.orm import sessionmaker
 from rayline.clusters.auth import resolve_token
 from rayline.clusters.backends import get_backend
 from rayline.clusters.backends.base import ClusterBackend
+from rayline.clusters.coordination import coordinate
 from rayline.clusters.lifecycle import LifecycleManager
 from rayline.clusters.metrics import ManagerMetrics
+from rayline.clusters.prometheus_sd import watch as watch_prometheus_targets
 from rayline.clusters.provisioner import Provisioner
 from rayline.clusters.service import ClusterService
 from rayline.config import Settings
+from rayline.coordination import Coordinator, LocalCoordinator
 from rayline.metadata.db import create_engine_for
 from rayline.metadata.migrate import upgrade
+from rayline.monitoring.workflows import WorkflowCollector
 
 __all__ = ["ManagerRuntime"]
 
@@ -37,6 +41,7 @@ class ManagerRuntime:
     provisioner: Provisioner
     lifecycle: LifecycleManager
     metrics: ManagerMetrics
+    coordinator: Coordinator = field(default_factory=LocalCoordinator)  # issue 8
 
     @classmethod
     def start(cls, settings: Settings, *, run_lifecycle: bool = True) -> ManagerRuntime:
@@ -45,11 +50,12 @@ class ManagerRuntime:
         assert token is not None  # create=True always yields one
         upgrade(settings.database_url)
         engine = create_engine_for(settings.database_url)
-        service = ClusterService(
-            sessions=sessionmaker(engine, expire_on_commit=False), settings=settings
-        )
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        service = ClusterService(sessions=sessions, settings=settings)
+        watch_prometheus_targets(service, settings)
         backend = get_backend(settings.cluster_backend, settings)
         metrics = ManagerMetrics()
+        metrics.registry.register(WorkflowCollector(sessions))
         provisioner = Provisioner(
             service=service, backend=backend, settings=settings, metrics=metrics
         )
@@ -60,13 +66,18 @@ class ManagerRuntime:
             settings=settings,
             metrics=metrics,
         )
+        # coordination (issue 8): only the elected replica runs the lifecycle manager.
+        coordinator = coordinate(settings, service, backend)
         if run_lifecycle:
-            lifecycle.start()
+            coordinator.lead(lifecycle.start, lifecycle.stop)
         log.info("cluster manager started (backend %s)", backend.name)
-        return cls(settings, engine, token, backend, service, provisioner, lifecycle, metrics)
+        return cls(
+            settings, engine, token, backend, service, provisioner, lifecycle, metrics, coordinator
+        )
 
     def stop(self) -> None:
         """Stop background work; running clusters stay up and are re-adopted later."""
+        self.coordinator.stop()  # coordination (issue 8): hand leadership over at once
         self.lifecycle.stop()
         self.provisioner.shutdown()
         self.engine.dispose()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +24,9 @@ from rayline.clusters.errors import (
 )
 from rayline.clusters.schemas import ClusterCreate, ServiceCreate
 from rayline.config import Settings
+from rayline.coordination import Coordinator, LocalCoordinator
 from rayline.metadata.clusters import record_transition
+from rayline.metadata.db import read_only
 from rayline.metadata.enums import ClusterPurpose, ClusterState, EndpointHealth
 from rayline.metadata.errors import ClusterNotFoundError as StoredClusterMissing
 from rayline.metadata.errors import InvalidTransitionError
@@ -51,13 +53,24 @@ class ClusterService:
 
     def __init__(self, *, sessions: sessionmaker[Session], settings: Settings) -> None:
         self._sessions = sessions
+        self._read_sessions = _read_only_factory(sessions)
         self._settings = settings
         self._create_lock = threading.Lock()
+        # coordination (issue 8): cross-replica locks; ManagerRuntime sets the real one.
+        self.coordinator: Coordinator = LocalCoordinator()
+        # Called after a state change or an endpoint change (Prometheus targets).
+        self.change_listeners: list[Callable[[], None]] = []
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite it takes no lock (see `rayline.metadata.db`)."""
+        with self._read_sessions.begin() as session:
             yield session
 
     # ------------------------------------------------------------ clusters
@@ -70,7 +83,8 @@ class ClusterService:
         Raises:
             QuotaExceededError: the live-cluster quota is reached.
         """
-        with self._create_lock, self.session() as session:
+        spec = self._with_shared_defaults(spec)  # coordination (issue 8)
+        with self._create_lock, self.coordinator.lock("cluster-quota"), self.session() as session:
             self._lock_creates(session)
             if spec.request_id is not None:
                 existing = session.scalar(
@@ -111,6 +125,15 @@ class ClusterService:
             session.expunge(cluster)
             return cluster, True
 
+    def _with_shared_defaults(self, spec: ClusterCreate) -> ClusterCreate:
+        """coordination (issue 8): fill TTL and idle timeout the request left unset."""
+        defaults = {
+            "ttl_seconds": self._settings.default_ttl_seconds,
+            "idle_timeout_seconds": self._settings.default_idle_timeout_seconds,
+        }
+        update = {k: v for k, v in defaults.items() if v and k not in spec.model_fields_set}
+        return spec.model_copy(update=update) if update else spec
+
     def _lock_creates(self, session: Session) -> None:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK_KEY})
@@ -121,7 +144,7 @@ class ClusterService:
         Raises:
             ClusterNotFoundError: no cluster has this id.
         """
-        with self.session() as session:
+        with self.reading() as session:
             cluster = session.get(Cluster, cluster_id)
             if cluster is None:
                 raise ClusterNotFoundError(cluster_id)
@@ -142,7 +165,7 @@ class ClusterService:
             query = query.where(Cluster.purpose == purpose)
         if state is not None:
             query = query.where(Cluster.state == state)
-        with self.session() as session:
+        with self.reading() as session:
             rows = list(session.scalars(query.limit(limit if not labels else None)))
             session.expunge_all()
         if labels:
@@ -154,7 +177,7 @@ class ClusterService:
 
     def events(self, cluster_id: str) -> list[ClusterEvent]:
         """Return the cluster's state transitions, oldest first."""
-        with self.session() as session:
+        with self.reading() as session:
             if session.get(Cluster, cluster_id) is None:
                 raise ClusterNotFoundError(cluster_id)
             rows = list(
@@ -214,11 +237,16 @@ class ClusterService:
             for name, value in fields.items():
                 setattr(cluster, name, value)
         log.info("cluster %s -> %s (%s)", cluster_id, to_state, reason)
+        self._changed()
         return True
+
+    def _changed(self) -> None:
+        for listener in self.change_listeners:
+            listener()
 
     def counts_by_state(self) -> dict[tuple[str, str], int]:
         """Return the number of clusters per (state, purpose), for metrics."""
-        with self.session() as session:
+        with self.reading() as session:
             rows = session.execute(
                 select(Cluster.state, Cluster.purpose, func.count()).group_by(
                     Cluster.state, Cluster.purpose
@@ -228,6 +256,11 @@ class ClusterService:
 
     # ------------------------------------------------------------ services
     def register_service(self, spec: ServiceCreate) -> ServiceEndpoint:
+        """Register (or replace, by URL) a serving endpoint, one per model at a time."""
+        with self.coordinator.lock(f"model-{spec.model_name}"):  # coordination (issue 8)
+            return self._register_service(spec)
+
+    def _register_service(self, spec: ServiceCreate) -> ServiceEndpoint:
         """Register (or replace, by URL) a serving endpoint.
 
         Raises:
@@ -264,7 +297,8 @@ class ClusterService:
                     spec.model_name, spec.model_version, detail=str(exc.orig)
                 ) from exc
             session.expunge(endpoint)
-            return endpoint
+        self._changed()
+        return endpoint
 
     def list_services(self, model: str | None = None) -> list[ServiceEndpoint]:
         """Return registered endpoints, optionally of one model, newest version first."""
@@ -273,7 +307,7 @@ class ClusterService:
         )
         if model is not None:
             query = query.where(ServiceEndpoint.model_name == model)
-        with self.session() as session:
+        with self.reading() as session:
             rows = list(session.scalars(query))
             session.expunge_all()
             return rows
@@ -285,11 +319,12 @@ class ClusterService:
             if endpoint is None:
                 return False
             session.delete(endpoint)
-            return True
+        self._changed()
+        return True
 
     def clusters_backing_services(self) -> set[str]:
         """Ids of clusters that back a registered, not-unhealthy endpoint."""
-        with self.session() as session:
+        with self.reading() as session:
             rows = session.scalars(
                 select(ServiceEndpoint.cluster_id).where(
                     ServiceEndpoint.cluster_id.is_not(None),
@@ -297,3 +332,11 @@ class ClusterService:
                 )
             )
             return {r for r in rows if r}
+
+
+def _read_only_factory(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """``sessions`` bound to the read-only variant of its engine (itself if unbound)."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine):
+        return sessions
+    return sessionmaker(**{**sessions.kw, "bind": read_only(bind)})

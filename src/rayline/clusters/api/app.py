@@ -18,6 +18,7 @@ from rayline.clusters.errors import (
 )
 from rayline.clusters.runtime import ManagerRuntime
 from rayline.config import Settings, get_settings
+from rayline.coordination import CoordinationUnavailableError
 
 __all__ = ["create_app"]
 
@@ -67,7 +68,8 @@ async def _record_latency(
 def _add_error_handlers(app: FastAPI) -> None:
     def handler(code: int) -> Callable[[Request, Exception], Response]:
         def respond(_: Request, exc: Exception) -> Response:
-            headers = {"Retry-After": "30"} if code == status.HTTP_429_TOO_MANY_REQUESTS else None
+            retry = code in (status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE)
+            headers = {"Retry-After": "30"} if retry else None
             return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
 
         return respond
@@ -75,3 +77,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClusterNotFoundError, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(UnknownModelVersionError, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(QuotaExceededError, handler(status.HTTP_429_TOO_MANY_REQUESTS))
+    # coordination (issue 8): a locked write while ZooKeeper is unreachable.
+    app.add_exception_handler(
+        CoordinationUnavailableError, handler(status.HTTP_503_SERVICE_UNAVAILABLE)
+    )

@@ -9,7 +9,8 @@ backend instance after a restart.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -251,6 +252,8 @@ class ClusterBackend(ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # coordination (issue 8): a lock held across manager replicas, by name.
+        self.coordination_lock: Callable[[str], AbstractContextManager[Any]] = _no_lock
 
     @abstractmethod
     def provision(self, request: ClusterRequest) -> ClusterHandle:
@@ -305,3 +308,8 @@ class ClusterBackend(ABC):
                 f"RAYLINE_CLUSTER_BACKEND={handle.backend} to manage it"
             )
         return handle
+
+
+def _no_lock(_name: str) -> AbstractContextManager[None]:
+    """Single manager: nothing to coordinate with."""
+    return nullcontext()

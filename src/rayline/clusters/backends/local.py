@@ -153,7 +153,8 @@ class LocalBackend(ClusterBackend):
         log_dir.mkdir(parents=True, exist_ok=True)
         count = ports_needed(request.node_count, self.settings.local_worker_ports_per_node)
         try:
-            block = self._ports.allocate(request.cluster_id, count, guard=temp_dir)
+            with self.coordination_lock(f"ports-{self._ip}"):  # coordination (issue 8)
+                block = self._ports.allocate(request.cluster_id, count, guard=temp_dir)
         except ProvisionError:
             _remove_tree(temp_dir)
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -12,10 +14,20 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(runtime: RuntimeDep) -> dict[str, str]:
-    """Liveness: the manager answers and reaches its metadata store."""
+def healthz(runtime: RuntimeDep) -> dict[str, Any]:
+    """Liveness: the manager answers and reaches its metadata store.
+
+    ``coordination`` says whether this replica leads and whether ZooKeeper is
+    reachable; ``status`` is ``degraded`` (still 200: reads work) when it is not.
+    """
     runtime.service.counts_by_state()
-    return {"status": "ok", "version": __version__, "backend": runtime.backend.name}
+    coordination = runtime.coordinator.status()  # coordination (issue 8)
+    return {
+        "status": "degraded" if coordination["degraded"] else "ok",
+        "version": __version__,
+        "backend": runtime.backend.name,
+        "coordination": coordination,
+    }
 
 
 @router.get("/metrics", dependencies=[Authorized])
