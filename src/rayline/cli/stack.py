@@ -9,6 +9,8 @@ Postgres. State, logs and secrets live in ``$RAYLINE_STACK_DIR`` (default
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -80,20 +82,23 @@ def down(
 
 
 @app.command("status")
-def status(state_dir: StateDirOption = None) -> None:
-    """Each component's state, pid and address."""
-    _print_status(load_stack(state_dir))
+def status(
+    state_dir: StateDirOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Each component's state (up, starting, down; external: running, not ours), pid, URL."""
+    stack = load_stack(state_dir)
+    if json_output:
+        typer.echo(json.dumps([dataclasses.asdict(row) for row in stack.status()], indent=2))
+        return
+    _print_status(stack)
 
 
 def _print_status(stack: Stack) -> None:
-    table = Table("COMPONENT", "STATE", "PID", "URL", "LOG")
+    table = Table("COMPONENT", "STATE", "PID", "URL")
     style = {"up": "green", "external": "cyan", "starting": "yellow", "down": "red"}
     for row in stack.status():
-        table.add_row(
-            row.name,
-            f"[{style.get(row.state, 'white')}]{row.state}[/]",
-            str(row.pid or ""),
-            row.url,
-            row.detail,
-        )
+        state = f"[{style.get(row.state, 'white')}]{row.state}[/]"
+        table.add_row(row.name, state, str(row.pid or ""), row.url)
     console.print(table)
+    console.print(f"logs: {stack.config.log_dir}")

@@ -22,13 +22,15 @@ __all__ = ["BackgroundProcess", "session_members"]
 
 
 def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, None when it is gone."""
+    """The process's start time in clock ticks since boot, None when it is gone (or a zombie)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after it.
     fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # field 3: state; a zombie has ended, only its exit status is left
+        return None
     return int(fields[19])  # field 22 of stat(5)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import URL, Engine, create_engine, make_url, select, text
+from sqlalchemy import URL, Engine, create_engine, make_url, text
 
 from rayline.orchestration.dags import DAGS_FOLDER
 from rayline.orchestration.embedded import rayline_connection_environment
@@ -243,53 +243,30 @@ class Stack:
             raise StackError("; ".join(problems))
 
     def _delete_workloads(self) -> None:
+        """`rayline down` against the stack's manager: deployments, then live clusters."""
         manager = self.process(MANAGER)
         if manager.pid() is None or not _answers(f"{self.config.manager_url}/healthz"):
             return
-        env = self._environment(self.secrets())
-        for deployment_id in self._active_deployments():
-            self._report(f"deleting deployment {deployment_id}")
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "rayline",
-                    "deployments",
-                    "delete",
-                    deployment_id,
-                    "--local",
-                ],
-                env=env,
-                cwd=self.config.state_dir,
-                check=False,
-                capture_output=True,
-                timeout=300,
-            )
+        self._report("deleting the stack's deployments and clusters (`rayline down`)")
+        # Its own background manager is not ours: pid file under the stack's RAYLINE_HOME.
+        done = subprocess.run(
+            [sys.executable, "-m", "rayline", "down"],
+            env=self._environment(self.secrets()),
+            cwd=self.config.state_dir,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        for line in done.stdout.splitlines():
+            self._report(f"  {line}")
         from rayline.clusters.client import ClusterManagerClient
 
         token = self.secrets().manager_token
         with ClusterManagerClient(self.config.manager_url, token=token, max_retries=2) as client:
-            live = [c for c in client.list_clusters().data if not c.state.is_terminal()]
-            for cluster in live:
-                self._report(f"deleting cluster {cluster.id} ({cluster.name})")
-                client.delete_cluster(cluster.id)
-            for cluster in live:
-                client.wait_until(cluster.id, state="TERMINATED", timeout=180)
-
-    def _active_deployments(self) -> list[str]:
-        from rayline.metadata.enums import DeploymentStatus
-        from rayline.metadata.models import Deployment
-
-        active = [
-            s
-            for s in DeploymentStatus
-            if s not in (DeploymentStatus.STOPPED, DeploymentStatus.FAILED)
-        ]
-        with self._engine(self.metadata_url()) as engine, engine.connect() as connection:
-            rows = connection.execute(
-                select(Deployment.id).where(Deployment.status.in_(active))
-            ).scalars()
-            return [str(row) for row in rows]
+            live = [c.id for c in client.list_clusters().data if not c.state.is_terminal()]
+        if done.returncode != 0 or live:
+            raise StackError(f"clusters still live: {live}; {done.stderr[-1000:]}")
 
     # ------------------------------------------------------------ status
     def status(self) -> list[ComponentStatus]:
