@@ -23,6 +23,7 @@ lint: venv
 services-up:
 	deploy/services.sh install
 	deploy/services.sh up
+	deploy/zookeeper.sh install
 
 services-down:
 	deploy/services.sh down

@@ -7,6 +7,7 @@ import typer
 from rayline.cli import (
     cluster_manager,
     clusters,
+    config,
     db,
     demo,
     deploy,
@@ -29,6 +30,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 app.add_typer(db.app, name="db")
+app.add_typer(config.app, name="config")
 app.add_typer(services.app, name="services")
 app.add_typer(stack.app, name="stack")
 app.add_typer(cluster_manager.app, name="cluster-manager")

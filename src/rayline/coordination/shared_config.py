@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rayline.config import Settings
 
-__all__ = ["SharedConfig", "SharedConfigApplier", "decode", "encode"]
+__all__ = [
+    "SharedConfig",
+    "SharedConfigApplier",
+    "decode",
+    "encode",
+    "read_shared",
+    "update_shared",
+]
 
 
 class SharedConfig(BaseModel):
@@ -71,3 +78,33 @@ class SharedConfigApplier:
     def effective(self) -> dict[str, Any]:
         """The values in force now."""
         return {name: getattr(self._settings, name) for name in SharedConfig.names()}
+
+
+def read_shared(client: Any, path: str) -> SharedConfig:
+    """The shared config as stored (an absent znode means nothing is shared)."""
+    if client.exists(path) is None:
+        return SharedConfig()
+    data, _ = client.get(path)
+    return decode(data)
+
+
+def update_shared(client: Any, path: str, changes: dict[str, Any]) -> SharedConfig:
+    """Set (or with None, unset) fields; a compare-and-set on the znode version.
+
+    Two concurrent updates never lose one another: the loser re-reads and retries.
+
+    Raises:
+        pydantic.ValidationError: a key is unknown or a value out of range.
+    """
+    from kazoo.exceptions import BadVersionError, NodeExistsError
+
+    while True:
+        client.ensure_path(path)
+        data, stat = client.get(path)
+        merged = {**decode(data).model_dump(exclude_none=True), **changes}
+        config = SharedConfig.model_validate({k: v for k, v in merged.items() if v is not None})
+        try:
+            client.set(path, encode(config), version=stat.version)
+        except (BadVersionError, NodeExistsError):
+            continue
+        return config
