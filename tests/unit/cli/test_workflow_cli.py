@@ -14,7 +14,25 @@ from rayline.cli import workflow as cli
 from rayline.config import get_settings
 from rayline.metadata.migrate import upgrade
 from rayline.orchestration import recording
-from tests.unit.orchestration.fakes import DAG_ID, RUN_ID, FakeTI
+
+# Not tests.unit.orchestration.fakes: importing it imports Airflow, which must be
+# configured first (tests/unit/orchestration/conftest.py) when this runs first.
+DAG_ID = "rayline_train_and_serve"
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+
+
+class FakeTI:
+    """What the recording callbacks read of a task instance."""
+
+    def __init__(self, task_id: str, *, try_number: int = 1) -> None:
+        self.dag_id = DAG_ID
+        self.run_id = RUN_ID
+        self.task_id = task_id
+        self.try_number = try_number
+        self.map_index = -1
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return None
 
 
 class Task:
