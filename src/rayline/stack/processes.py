@@ -116,8 +116,10 @@ class BackgroundProcess:
         if pid is None:
             return False
         _signal_session(pid, signal.SIGTERM)
+        # Wait for the leader's own graceful exit; whatever of its session outlives it
+        # (e.g. executor workers waiting for a parent that is gone) is killed then.
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and session_members(pid):
+        while time.monotonic() < deadline and _start_time(pid) is not None:
             time.sleep(0.2)
         _signal_session(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10

@@ -113,6 +113,7 @@ def stack(pg_admin_url: URL, s3_client: Any, tmp_path: Path) -> Iterator[StackUn
         "RAYLINE_STACK_BUCKET": f"rl-stack-{token}",
         # Ray Serve on the serving cluster: no image build, no container.
         "RAYLINE_SERVING_MODE": "ray",
+        "COLUMNS": "200",  # rich: one line per message
     }
     under_test = StackUnderTest(
         env=env,
@@ -197,7 +198,7 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
             timeout=30,
         )
         assert answer.status_code == 200, answer.text
-        assert answer.json()["predictions"] == [0, 2]
+        assert [int(p) for p in answer.json()["predictions"]] == [0, 2]
 
         down = stack.rayline("stack", "down")
         assert down.returncode == 0, down.stdout + down.stderr
