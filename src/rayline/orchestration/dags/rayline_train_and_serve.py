@@ -46,6 +46,10 @@ DAG_ID = "rayline_train_and_serve"
 # Rayline's jobs exit 2 on bad input (nothing was trained or started): no retry helps.
 _BAD_INPUT_EXIT_CODES = (2,)
 
+# Ray's job API answers a status request in milliseconds: look every second, so a
+# finished job is noticed within a second rather than half a poll interval later.
+_JOB_POLL_SECONDS = 1.0
+
 _RETRYING: dict[str, Any] = {
     "retries": 2,
     "retry_delay": timedelta(seconds=10),
@@ -134,6 +138,7 @@ with DAG(
         "{{ workflow_run_args(ti) | join(' ') }}",
         job_env=_training_env,
         no_retry_exit_codes=_BAD_INPUT_EXIT_CODES,
+        poll_interval=_JOB_POLL_SECONDS,
         **_RETRYING,
     )
     delete_training = DeleteRayClusterOperator(
@@ -153,6 +158,7 @@ with DAG(
         deploy_args="{{ params.serving.get('deploy_args', []) + workflow_run_args(ti) }}",
         job_env=_deploy_env,
         no_retry_exit_codes=_BAD_INPUT_EXIT_CODES,
+        poll_interval=_JOB_POLL_SECONDS,
         **{**_RETRYING, "retries": 1},
     )
     verified = verify_endpoint(deploy.output)  # type: ignore[arg-type]  # resolved at run time

@@ -15,6 +15,9 @@ from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 
 __all__ = ["RayClusterStateTrigger"]
 
+#: One long-poll's length; the manager caps it at 60 s.
+_LONG_POLL_SECONDS = 30.0
+
 
 class RayClusterStateTrigger(BaseTrigger):
     """Poll the Cluster Manager until a cluster is in ``target_state``, then fire one event.
@@ -24,13 +27,14 @@ class RayClusterStateTrigger(BaseTrigger):
     TERMINATED) before reaching the state, or a manager that stays unreachable
     past the client's retries, gives an error event rather than an exception.
 
-    The Cluster Manager client is blocking, so each short request runs in a
-    thread; the waiting between them is ``asyncio.sleep``.
+    It waits with the manager's long-poll (``POST /v1/clusters/{id}/wait``), which
+    answers as soon as the cluster changes state, so READY is seen without a
+    polling delay. The client is blocking: each request runs in a thread.
 
     :param cluster_id: the cluster to watch.
     :param target_state: the state to wait for.
     :param rayline_conn_id: the Airflow connection of the Cluster Manager.
-    :param poll_interval: seconds between two requests.
+    :param poll_interval: the shortest long-poll, in seconds.
     :param deadline: UNIX time after which the trigger gives up with an error event
         (an absolute time, so a triggerer restart does not extend the wait).
     """
@@ -73,8 +77,8 @@ class RayClusterStateTrigger(BaseTrigger):
         hook = self._get_hook()
         try:
             client = await hook.aget_conn()
+            cluster = await asyncio.to_thread(client.get_cluster, self.cluster_id)
             while True:
-                cluster = await asyncio.to_thread(client.get_cluster, self.cluster_id)
                 if cluster.state == wanted:
                     yield self._event("success", f"cluster is {wanted.value}", cluster)
                     return
@@ -99,11 +103,25 @@ class RayClusterStateTrigger(BaseTrigger):
                     cluster.state.value,
                     wanted.value,
                 )
-                await asyncio.sleep(self.poll_interval)
+                # The manager's long-poll answers the moment the state changes: no
+                # polling delay. A thread per waiting trigger, each mostly asleep.
+                cluster = await asyncio.to_thread(
+                    client.wait_for_state,
+                    self.cluster_id,
+                    state=wanted,
+                    timeout=self._poll_seconds(),
+                )
         except ClusterManagerError as exc:
             yield self._event("error", str(exc), None)
         finally:
             hook.close()
+
+    def _poll_seconds(self) -> float:
+        """How long one long-poll may last: ``poll_interval`` at least, up to the deadline."""
+        longest = max(self.poll_interval, _LONG_POLL_SECONDS)
+        if self.deadline is None:
+            return longest
+        return max(self.poll_interval, min(longest, self.deadline - time.time()))
 
     def _event(self, status: str, message: str, cluster: ClusterPublic | None) -> TriggerEvent:
         return TriggerEvent(  # type: ignore[no-untyped-call]

@@ -67,12 +67,18 @@ def test_ready_cluster_is_a_success_event_carrying_the_cluster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     states = iter(["PENDING", "PROVISIONING", "READY"])
-    trigger = _trigger(monkeypatch, lambda r: httpx.Response(200, json=_cluster(next(states))))
+    seen: list[str] = []
 
-    (event,) = _run(trigger)
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return httpx.Response(200, json=_cluster(next(states)))
+
+    (event,) = _run(_trigger(monkeypatch, answer))
 
     assert event.payload["status"] == "success"
     assert event.payload["cluster"]["job_api_url"] == "http://127.0.0.1:8265"
+    # One look, then the manager's long-poll: READY is seen the moment it happens.
+    assert seen == ["GET /v1/clusters/rc-1", *["POST /v1/clusters/rc-1/wait"] * 2]
 
 
 def test_failed_cluster_is_an_error_event_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
