@@ -1,0 +1,128 @@
+"""Registration, discovery and shared config across two real replicas (no Ray needed)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.protocol.states import EventType, WatchedEvent
+from sqlalchemy import URL, create_engine
+
+from rayline.clusters.schemas import ServiceCreate
+from rayline.config import Settings
+from rayline.coordination.discovery import Discovery
+from rayline.coordination.shared_config import read_shared, update_shared
+from rayline.metadata.registry import ModelRegistry
+from tests.integration.coordination.conftest import (
+    SESSION_TIMEOUT,
+    Replicas,
+    ZooKeeper,
+    health,
+    leader_of,
+    rayline_config,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _session(manager: Any) -> int:
+    return int(health(manager)["coordination"]["session_id"], 16)
+
+
+def test_endpoint_znode_is_ephemeral_and_discovery_agrees_with_v1_services(
+    replicas: Replicas, zookeeper: ZooKeeper, zk_client: KazooClient, fresh_pg_url: URL
+) -> None:
+    a = replicas.start("a")
+    wait_until("a to lead", lambda: leader_of(a) is a)
+    b = replicas.start("b")
+    engine = create_engine(fresh_pg_url)
+    try:
+        for _ in range(2):
+            ModelRegistry().register_version(
+                engine, name="iris", artifact_uri="file:///nowhere", sha256="0" * 64
+            )
+    finally:
+        engine.dispose()
+    client_b = b.client()
+    old = client_b.register_service(
+        ServiceCreate(model_name="iris", model_version=1, url="http://127.0.0.1:9001/")
+    )
+    new = client_b.register_service(
+        ServiceCreate(model_name="iris", model_version=2, url="http://127.0.0.1:9002/")
+    )
+    path = f"{replicas.root}/services/iris/2"
+    # Registered by the replica that took the request, as an ephemeral node of its session.
+    stat = wait_until("the endpoint znode", lambda: zk_client.exists(path))
+    assert stat.ephemeralOwner == _session(b)
+
+    settings = Settings(zookeeper_hosts=zookeeper.address, zookeeper_root=replicas.root)
+    with Discovery.from_settings(settings) as discovery:
+        listed = client_b.list_services("iris").data
+        wait_until(
+            "discovery to agree with GET /v1/services",
+            lambda: (
+                [(s.id, s.url, s.model_version) for s in discovery.services("iris")]
+                == [(s.id, s.url, s.model_version) for s in listed]
+            ),
+        )
+        assert [s.model_version for s in discovery.services("iris")] == [2, 1]
+
+        # The owner dies without a goodbye: its session expires and the node with it;
+        # the leader registers the still-live endpoint again under its own session.
+        deleted = threading.Event()
+
+        def watch(event: WatchedEvent) -> None:
+            if event.type == EventType.DELETED:
+                deleted.set()
+
+        zk_client.exists(path, watch=watch)
+        b.kill()
+        wait_until("the dead owner's znode to vanish", deleted.is_set, SESSION_TIMEOUT + 30)
+        a_session = _session(a)
+        wait_until(
+            "the leader to register it again",
+            lambda: (s := zk_client.exists(path)) is not None and s.ephemeralOwner == a_session,
+        )
+
+        # Deregistering (through any replica) removes it; discovery follows by watch.
+        a.client().deregister_service(new.id)
+        wait_until("the znode to go", lambda: zk_client.exists(path) is None)
+        wait_until("discovery to follow", lambda: [s.id for s in discovery.services()] == [old.id])
+
+
+def test_config_change_reaches_both_replicas_without_restart(
+    replicas: Replicas, zk_client: KazooClient
+) -> None:
+    a = replicas.start("a")
+    b = replicas.start("b")
+    pids = {a.process.pid, b.process.pid}  # type: ignore[union-attr]
+    # The CLI once (it is slow to import); the same library call for the rest.
+    assert rayline_config(replicas, "set", "max_live_clusters", "5") == {"max_live_clusters": 5}
+    zk_client.ensure_path(f"{replicas.root}/config")
+    update_shared(zk_client, f"{replicas.root}/config", {"default_ttl_seconds": 600})
+    for manager in (a, b):
+        wait_until(
+            f"{manager.url} to apply the shared config",
+            lambda m=manager: (
+                health(m)["coordination"]["effective_config"]
+                == {
+                    "max_live_clusters": 5,
+                    "default_ttl_seconds": 600,
+                    "default_idle_timeout_seconds": None,
+                }
+            ),
+        )
+    assert read_shared(zk_client, f"{replicas.root}/config").max_live_clusters == 5
+    update_shared(zk_client, f"{replicas.root}/config", {"max_live_clusters": None})
+    for manager in (a, b):
+        wait_until(
+            f"{manager.url} to fall back to its own quota",
+            lambda m=manager: (
+                health(m)["coordination"]["effective_config"]["max_live_clusters"] == 8
+            ),
+        )
+    assert {a.process.pid, b.process.pid} == pids  # type: ignore[union-attr]
+    assert all(m.process.poll() is None for m in (a, b))  # type: ignore[union-attr]
