@@ -24,6 +24,7 @@ services-up:
 	deploy/services.sh install
 	deploy/services.sh up
 	deploy/zookeeper.sh install
+	deploy/monitoring.sh install
 
 services-down:
 	deploy/services.sh down
