@@ -211,11 +211,12 @@ class ZooKeeperCoordinator(Coordinator):
     def _hold_leadership(
         self, on_elected: Callable[[], None], on_revoked: Callable[[], None]
     ) -> None:
-        self._leader = True
         self._leader_id = self.identifier
         log.info("elected leader (%s): starting the lifecycle manager", self.identifier)
         try:
             on_elected()
+            self._leader = True  # reported once the lifecycle manager runs (reconciled)
+            log.info("leading: lifecycle manager running")
             self._sync_wanted.set()
             # Lead while connected: a suspended connection may already have cost the
             # session on the server side, and with it the leadership.

@@ -113,6 +113,17 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> An
         time.sleep(0.1)
 
 
+def wait_for_quota(quota: int, *managers: ManagerProcess) -> None:
+    """Wait until every replica has applied ``max_live_clusters = quota`` from ZooKeeper."""
+    for manager in managers:
+        wait_until(
+            f"{manager.url} to apply max_live_clusters={quota}",
+            lambda m=manager: (
+                health(m)["coordination"]["effective_config"]["max_live_clusters"] == quota
+            ),
+        )
+
+
 def leader_of(*managers: ManagerProcess) -> ManagerProcess | None:
     """The one replica that says it leads, or None while there is none (or two)."""
     leading = [m for m in managers if m.process and m.process.poll() is None and _leads(m)]

@@ -22,6 +22,7 @@ from tests.integration.coordination.conftest import (
     health,
     leader_of,
     rayline_config,
+    wait_for_quota,
     wait_until,
 )
 
@@ -117,12 +118,6 @@ def test_config_change_reaches_both_replicas_without_restart(
         )
     assert read_shared(zk_client, f"{replicas.root}/config").max_live_clusters == 5
     update_shared(zk_client, f"{replicas.root}/config", {"max_live_clusters": None})
-    for manager in (a, b):
-        wait_until(
-            f"{manager.url} to fall back to its own quota",
-            lambda m=manager: (
-                health(m)["coordination"]["effective_config"]["max_live_clusters"] == 8
-            ),
-        )
+    wait_for_quota(8, a, b)
     assert {a.process.pid, b.process.pid} == pids  # type: ignore[union-attr]
     assert all(m.process.poll() is None for m in (a, b))  # type: ignore[union-attr]
