@@ -211,9 +211,10 @@ class ClusterManagerClient:
         """
         if spec.request_id is None:
             spec = spec.model_copy(update={"request_id": str(uuid.uuid4())})
-        response = self._request(
-            "POST", "/v1/clusters", what="cluster spec", json=spec.model_dump(mode="json")
-        )
+        # Only the fields the caller set: the manager fills the rest, with the shared
+        # default TTL and idle timeout when coordination sets them (issue 8).
+        body = spec.model_dump(mode="json", exclude_unset=True)
+        response = self._request("POST", "/v1/clusters", what="cluster spec", json=body)
         return _parse(response, ClusterPublic)
 
     def get_cluster(self, cluster_id: str) -> ClusterPublic:

@@ -24,7 +24,7 @@ from rayline.coordination.base import ClusterEntry, CoordinationUnavailableError
 from rayline.coordination.paths import Paths
 from rayline.coordination.zookeeper import connect
 
-__all__ = ["Discovery"]
+__all__ = ["Discovery", "live_endpoints"]
 
 
 class Discovery:
@@ -115,3 +115,30 @@ class Discovery:
             if node is not None and node.data:
                 bodies.append(json.loads(node.data))
         return bodies
+
+
+def live_endpoints(model: str, settings: Settings) -> list[ServiceEntry]:
+    """The live endpoints of ``model``: from ZooKeeper when configured, else the REST API.
+
+    For callers that look up once (the SDK, an Airflow hook); long-lived callers
+    keep a `Discovery` open and ask it as often as they like.
+    """
+    if settings.zookeeper_hosts:
+        with Discovery.from_settings(settings) as discovery:
+            return discovery.services(model)
+    from rayline.clusters.auth import resolve_token  # only without ZooKeeper
+    from rayline.clusters.client import ClusterManagerClient
+
+    token = resolve_token(settings)
+    with ClusterManagerClient(settings.cluster_manager_url, token=token) as client:
+        return [
+            ServiceEntry(
+                id=s.id,
+                model_name=s.model_name,
+                model_version=s.model_version,
+                url=s.url,
+                cluster_id=s.cluster_id,
+                health=s.health,
+            )
+            for s in client.live_endpoints(model).data
+        ]

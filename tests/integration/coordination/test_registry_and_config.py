@@ -12,7 +12,7 @@ from sqlalchemy import URL, create_engine
 
 from rayline.clusters.schemas import ServiceCreate
 from rayline.config import Settings
-from rayline.coordination.discovery import Discovery
+from rayline.coordination.discovery import Discovery, live_endpoints
 from rayline.coordination.shared_config import read_shared, update_shared
 from rayline.metadata.registry import ModelRegistry
 from tests.integration.coordination.conftest import (
@@ -70,6 +70,9 @@ def test_endpoint_znode_is_ephemeral_and_discovery_agrees_with_v1_services(
             ),
         )
         assert [s.model_version for s in discovery.services("iris")] == [2, 1]
+        # One-shot lookups: from ZooKeeper, or from the REST API without it; same answer.
+        rest = Settings(cluster_manager_url=b.url, api_token=b.token)
+        assert live_endpoints("iris", settings) == live_endpoints("iris", rest)
 
         # The owner dies without a goodbye: its session expires and the node with it;
         # the leader registers the still-live endpoint again under its own session.
