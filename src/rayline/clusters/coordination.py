@@ -48,15 +48,6 @@ def registry_snapshot(service: ClusterService) -> RegistrySnapshot:
         for c in service.list_clusters(state=ClusterState.READY, limit=100_000)
     ]
     services = [
-        ServiceEntry(
-            id=s.id,
-            model_name=s.model_name,
-            model_version=s.model_version,
-            url=s.url,
-            cluster_id=s.cluster_id,
-            health=str(s.health),
-        )
-        for s in service.list_services()
-        if s.health != EndpointHealth.UNHEALTHY
+        ServiceEntry.of(s) for s in service.list_services() if s.health != EndpointHealth.UNHEALTHY
     ]
     return RegistrySnapshot(clusters=clusters, services=services)

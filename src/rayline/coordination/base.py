@@ -12,7 +12,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -65,6 +65,12 @@ class ServiceEntry:
     url: str
     cluster_id: str | None
     health: str
+
+    @classmethod
+    def of(cls, endpoint: Any) -> ServiceEntry:
+        """From anything with the same attributes (a stored endpoint, an API answer)."""
+        values = {f.name: getattr(endpoint, f.name) for f in fields(cls)}
+        return cls(**{**values, "health": str(values["health"])})
 
     def to_json(self) -> dict[str, Any]:
         """One item of the znode's ``endpoints`` list."""

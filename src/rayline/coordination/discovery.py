@@ -131,14 +131,4 @@ def live_endpoints(model: str, settings: Settings) -> list[ServiceEntry]:
 
     token = resolve_token(settings)
     with ClusterManagerClient(settings.cluster_manager_url, token=token) as client:
-        return [
-            ServiceEntry(
-                id=s.id,
-                model_name=s.model_name,
-                model_version=s.model_version,
-                url=s.url,
-                cluster_id=s.cluster_id,
-                health=s.health,
-            )
-            for s in client.live_endpoints(model).data
-        ]
+        return [ServiceEntry.of(s) for s in client.live_endpoints(model).data]
