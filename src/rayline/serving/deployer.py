@@ -40,7 +40,7 @@ from rayline.metadata import (
 )
 from rayline.serving import records
 from rayline.serving.errors import DeploymentFailedError, ServingError
-from rayline.serving.model import ServedModel
+from rayline.serving.model import ServedModel, load_predictor
 from rayline.serving.runtimes import ServingRuntime, StartRequest, choose_mode, get_runtime
 from rayline.serving.spec import ModelRef, ServingSpec, parse_model_ref
 from rayline.storage import StorageError, open_store
@@ -284,7 +284,24 @@ class Deployer:
             raise DeploymentFailedError(
                 f"refusing to deploy {served.name} version {served.version}: {err}"
             ) from err
+        self._check_loads(served, target)
         return target
+
+    def _check_loads(self, served: ServedModel, model_dir: Path) -> None:
+        """Load the model once here, so a broken version fails before anything starts.
+
+        Otherwise the server would start and Serve would retry the replica for a
+        minute before giving up, while the old version serves on regardless.
+        """
+        self.progress("loading the model once to check it")
+        try:
+            load_predictor(model_dir)
+        except Exception as err:  # any library's error: the files cannot be served
+            raise DeploymentFailedError(
+                f"refusing to deploy {served.name} version {served.version}: its model files "
+                f"pass their checksums but cannot be loaded ({type(err).__name__}: {err}); "
+                "publish a version written by rayline.training"
+            ) from err
 
     def _register(self, row: Deployment) -> None:
         assert row.endpoint_url is not None

@@ -103,10 +103,38 @@ def test_a_failing_start_leaves_the_old_version_serving(
     runtime.fail_start = True
     with pytest.raises(DeploymentFailedError, match="told to fail"):
         deployer.deploy("iris")
-    failed = [d for d in records.list_deployments(engine, model="iris") if d.model_version == 2]
-    assert failed[0].status == DeploymentStatus.FAILED and "told to fail" in (failed[0].error or "")
-    assert records.get_deployment(engine, first.id).status == DeploymentStatus.LIVE
-    assert [s.deployment_id for s in manager.list_services("iris").data] == [first.id]
+    _assert_failed_while_old_serves(engine, manager, first.id, version=2, error="told to fail")
+
+
+def _assert_failed_while_old_serves(
+    engine: Engine, manager: FakeManager, live_id: str, *, version: int, error: str
+) -> None:
+    """``version`` is FAILED with ``error``; ``live_id`` is still LIVE and registered."""
+    [failed] = [
+        d for d in records.list_deployments(engine, model="iris") if d.model_version == version
+    ]
+    assert failed.status == DeploymentStatus.FAILED and error in (failed.error or "")
+    assert records.get_deployment(engine, live_id).status == DeploymentStatus.LIVE
+    assert [s.deployment_id for s in manager.list_services("iris").data] == [live_id]
+
+
+def test_a_version_that_cannot_be_loaded_is_refused_before_anything_starts(
+    deployer: Deployer, store: ArtifactStore, engine: Engine, tmp_path: Path
+) -> None:
+    runtime, manager = deployer.runtime(DeploymentMode.DOCKER), deployer.manager
+    assert isinstance(runtime, FakeRuntime) and isinstance(manager, FakeManager)
+    first = deployer.deploy(publish_iris(store, engine, tmp_path, variant=0)[0].model_name)
+    broken = publish_iris(store, engine, tmp_path, variant=1)[2].directory
+    (broken / "model.pkl").write_bytes(b"this is not a pickle")
+    ref = store.publish_version("iris", broken)  # its checksums match the broken file
+    ModelRegistry().register_version(
+        engine, name="iris", artifact_uri=ref.uri, sha256=ref.manifest_sha256
+    )
+
+    with pytest.raises(DeploymentFailedError, match="cannot be loaded"):
+        deployer.deploy("iris:3")
+    assert runtime.started == [first.id]  # nothing of version 3 was started
+    _assert_failed_while_old_serves(engine, manager, first.id, version=3, error="cannot be loaded")
 
 
 def test_a_server_that_never_gets_healthy_is_stopped_and_failed(
