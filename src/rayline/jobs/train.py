@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         from rayline.config import get_settings
         from rayline.training.runner import run_training
 
-        _quiet_ray()
         outcome = run_training(
             spec,
             settings=get_settings(),
             run_name=run_name,
             workflow_run_id=args.workflow_run_id,
+            connect=_quiet_ray,
         )
     except _BAD_INPUT as err:
         print(error_line(type(err).__name__, str(err)), flush=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from rayline.training.dataset_uri import DatasetRef
@@ -36,6 +37,7 @@ __all__ = [
     "fingerprint_frame",
     "list_dataset_files",
     "load_sklearn_frame",
+    "peek_columns",
     "read_dataset",
 ]
 
@@ -155,12 +157,53 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def read_dataset(ref: DatasetRef, settings: Settings) -> tuple[ray.data.Dataset, str]:
+def peek_columns(files: DatasetFiles) -> tuple[dict[str, pa.DataType], int]:
+    """Columns (name -> Arrow type) and row count of the first file's first block.
+
+    A cheap look in the job's driver, before Ray is involved: the Parquet
+    footer, or the header and first block (~1 MB) of a CSV, typed the way Ray
+    Data's reader types them. Enough to refuse a missing target, non-numeric
+    features or an empty file in a second; the full read checks again.
+
+    Raises:
+        DatasetUnreachableError: The file cannot be read.
+        DatasetError: The file is not valid CSV or Parquet.
+    """
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    path, uri = files.paths[0], files.ref.uri
+    try:
+        if files.ref.format == "parquet":
+            with files.filesystem.open_input_file(path) as handle:
+                parquet = pq.ParquetFile(handle)
+                schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
+        else:
+            with files.filesystem.open_input_stream(path) as stream:
+                reader = pacsv.open_csv(stream)
+                schema = reader.schema
+                try:
+                    rows = reader.read_next_batch().num_rows
+                except StopIteration:
+                    rows = 0
+    except pa.ArrowInvalid as err:
+        raise DatasetError(
+            f"cannot read dataset {uri} as {files.ref.format}: {_describe(err)}"
+        ) from None
+    except OSError as err:
+        raise DatasetUnreachableError(uri, _describe(err)) from None
+    return dict(zip(schema.names, schema.types, strict=True)), rows
+
+
+def read_dataset(
+    ref: DatasetRef, settings: Settings, *, files: DatasetFiles | None = None
+) -> tuple[ray.data.Dataset, str]:
     """Read the dataset with Ray Data, materialized in the cluster's object store.
 
     Args:
         ref: The dataset to read.
         settings: For the S3 endpoint and credentials.
+        files: Its files, when already listed by :func:`list_dataset_files`.
 
     Returns:
         ``(dataset, sha256 of its content)``.
@@ -174,7 +217,7 @@ def read_dataset(ref: DatasetRef, settings: Settings) -> tuple[ray.data.Dataset,
     if ref.scheme == "sklearn":
         frame = load_sklearn_frame(ref.path)
         return ray.data.from_pandas(frame).materialize(), fingerprint_frame(frame)
-    files = list_dataset_files(ref, settings)
+    files = files or list_dataset_files(ref, settings)
     digest = files.sha256()
     reader = ray.data.read_parquet if ref.format == "parquet" else ray.data.read_csv
     try:
@@ -186,7 +229,7 @@ def read_dataset(ref: DatasetRef, settings: Settings) -> tuple[ray.data.Dataset,
     return dataset, digest
 
 
-def _describe(err: OSError) -> str:
+def _describe(err: Exception) -> str:
     # pyarrow's messages name the operation and the AWS error code, never the keys.
     return " ".join(str(err).split())[:300]
 

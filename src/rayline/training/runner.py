@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -22,17 +23,18 @@ from rayline.training.artifacts import (
     write_artifacts,
     write_input_example,
 )
-from rayline.training.errors import TrainingFailedError
+from rayline.training.errors import DatasetError, TrainingFailedError
 from rayline.training.filesystems import checkpoint_location
 from rayline.training.frameworks import Framework, LoopConfig, get_framework
-from rayline.training.frameworks.base import log
+from rayline.training.frameworks.base import Shards, log
 from rayline.training.lineage import code_version
 from rayline.training.metrics import evaluate
-from rayline.training.prepare import PreparedData, prepare_data
+from rayline.training.prepare import PreparedData, inspect_dataset, prepare_data
 from rayline.training.resources import check_capacity
 
 if TYPE_CHECKING:
     import pandas as pd
+    import ray.data
     from ray.train import Result
 
     from rayline.config import Settings
@@ -87,8 +89,9 @@ def run_training(
     run_name: str,
     workflow_run_id: int | None = None,
     store: ArtifactStore | None = None,
+    connect: Callable[[], None] | None = None,
 ) -> TrainingOutcome:
-    """Train ``spec`` on the connected Ray cluster and register the new model version.
+    """Train ``spec`` on the Ray cluster and register the new model version.
 
     Args:
         spec: The validated spec.
@@ -97,6 +100,8 @@ def run_training(
             resumes from that run's last checkpoint.
         workflow_run_id: The workflow run this belongs to (lineage), if any.
         store: The artifact store (default: ``settings.artifact_uri``).
+        connect: Connects to the Ray cluster; called once the dataset has passed
+            the checks that need no cluster (default: already connected).
 
     Returns:
         The registered version, its metrics and lineage.
@@ -108,9 +113,12 @@ def run_training(
     from rayline.storage import open_store
 
     framework = get_framework(spec.framework)
-    check_capacity(spec, alive_node_resources())
     started = time.monotonic()
-    data = prepare_data(spec, settings)
+    files = inspect_dataset(spec, settings)  # bad data fails here, before Ray
+    if connect is not None:
+        connect()
+    check_capacity(spec, alive_node_resources())
+    data = prepare_data(spec, settings, files=files)
     loop = _loop_config(spec, data, framework)
     framework.preflight(
         loop, cast("pd.DataFrame", data.train.take_batch(64, batch_format="pandas"))
@@ -189,6 +197,10 @@ def _fit(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.v2.api.exceptions import TrainingFailedError as RayTrainingFailedError
 
+    shards: Shards = {
+        "train": _split(data.train, spec.workers, "training", spec),
+        "validation": _split(data.validation, spec.workers, "validation", spec),
+    }
     filesystem, path = checkpoint_location(settings)
     resources: dict[str, float] = {"CPU": spec.cpus_per_worker}
     if spec.gpus_per_worker:
@@ -207,7 +219,7 @@ def _fit(
             failure_config=FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
-        datasets={"train": data.train, "validation": data.validation},
+        shards=shards,
     )
     try:
         result = trainer.fit()
@@ -219,6 +231,19 @@ def _fit(
     if result.checkpoint is None:
         raise TrainingFailedError(f"training {spec.name} finished without reporting a model")
     return result
+
+
+def _split(dataset: ray.data.Dataset, workers: int, what: str, spec: TrainingSpec) -> list[Any]:
+    """``workers`` materialized shards of ``dataset``, sizes differing by at most one row."""
+    rows = dataset.count()
+    if rows < workers:
+        raise DatasetError(
+            f"dataset {spec.dataset} has {rows} {what} row(s), fewer than the {workers} "
+            "workers asked for; add rows or lower `workers`"
+        )
+    if workers == 1:
+        return [dataset]
+    return list(dataset.split_at_indices([rows * i // workers for i in range(1, workers)]))
 
 
 def _build_and_publish(

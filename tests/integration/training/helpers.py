@@ -47,7 +47,7 @@ def run_job(
     spec: dict[str, Any],
     *,
     settings: Settings | None = None,
-    on_output: Callable[[str], None] = _echo,
+    on_output: Callable[[str], None] | None = _echo,
     **kwargs: Any,
 ) -> JobOutcome:
     """Submit through `submit_training` and follow to the end (logs echoed for -s)."""
@@ -55,14 +55,16 @@ def run_job(
     return follow(env.job_api_url, job, on_output=on_output, timeout=JOB_TIMEOUT)
 
 
-def run_raw_job(env: TrainingEnv, spec_text: str) -> JobOutcome:
+def run_raw_job(
+    env: TrainingEnv, spec_text: str, *, on_output: Callable[[str], None] | None = _echo
+) -> JobOutcome:
     """Submit an unchecked spec text, bypassing the client's validation."""
     jobs = JobSubmissionClient(env.job_api_url)
     job = jobs.submit_job(
         entrypoint=training_entrypoint(spec_text),
         runtime_env={"env_vars": job_env_vars(env.settings)},
     )
-    return follow(env.job_api_url, job, on_output=_echo, timeout=JOB_TIMEOUT)
+    return follow(env.job_api_url, job, on_output=on_output, timeout=JOB_TIMEOUT)
 
 
 def assert_failed_without_version(

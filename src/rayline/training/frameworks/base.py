@@ -13,7 +13,7 @@ import abc
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 import numpy as np
 
@@ -21,7 +21,21 @@ if TYPE_CHECKING:
     import pandas as pd
     from ray.train import Result, RunConfig, ScalingConfig
 
-__all__ = ["Framework", "LoopConfig", "Scorer", "Trainer", "frame_to_xy", "log"]
+__all__ = [
+    "Framework",
+    "LoopConfig",
+    "Scorer",
+    "Shards",
+    "Trainer",
+    "frame_to_xy",
+    "log",
+    "loop_config_with_shards",
+    "worker_shard",
+]
+
+#: Split name (``train``, ``validation``) -> one materialized Ray Dataset per worker rank.
+Shards: TypeAlias = dict[str, list[Any]]
+_SHARDS_KEY = "_shards"
 
 
 @dataclass(frozen=True)
@@ -58,8 +72,8 @@ class LoopConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopConfig:
-        """Rebuild the config inside a worker."""
-        return cls(**data)
+        """Rebuild the config inside a worker (the shards, if any, are left out)."""
+        return cls(**{k: v for k, v in data.items() if k != _SHARDS_KEY})
 
 
 class Trainer(Protocol):
@@ -100,9 +114,13 @@ class Framework(abc.ABC):
         *,
         scaling: ScalingConfig,
         run_config: RunConfig,
-        datasets: dict[str, Any],
+        shards: Shards,
     ) -> Trainer:
-        """Build the Ray Train trainer that runs this framework's per-worker loop."""
+        """Build the Ray Train trainer that runs this framework's per-worker loop.
+
+        ``shards`` reach the loop through :func:`loop_config_with_shards`; the
+        loop reads its own with :func:`worker_shard`.
+        """
 
     @abc.abstractmethod
     def load(self, model_path: Path, config: LoopConfig) -> Scorer:
@@ -111,6 +129,26 @@ class Framework(abc.ABC):
     def preprocessing(self, config: LoopConfig, train: Any) -> dict[str, Any]:
         """Statistics the loop and the predictor need (e.g. feature scaling); none by default."""
         return {}
+
+
+def loop_config_with_shards(config: LoopConfig, shards: Shards) -> dict[str, Any]:
+    """The ``train_loop_config`` of a trainer: the loop config and each worker's data.
+
+    The driver has already read, split and materialized the data with Ray Data;
+    handing each worker its shard by reference spares Ray Train's ingest actors
+    (a dataset manager, a split coordinator per dataset), whose start costs
+    more than training a small model. Shards stay in the object store, so a
+    restarted worker group after a failure reads the same rows again.
+    """
+    return {**config.to_dict(), _SHARDS_KEY: shards}
+
+
+def worker_shard(raw: dict[str, Any], split: str) -> Any:
+    """Inside a worker: this rank's shard of ``split``, a materialized ``ray.data.Dataset``."""
+    import ray.train
+
+    shards: list[Any] = raw[_SHARDS_KEY][split]
+    return shards[ray.train.get_context().get_world_rank()]
 
 
 def frame_to_xy(frame: pd.DataFrame, config: LoopConfig) -> tuple[np.ndarray, np.ndarray]:

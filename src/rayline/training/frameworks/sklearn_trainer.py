@@ -18,12 +18,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rayline.training.errors import InvalidSpecError
-from rayline.training.frameworks.base import Framework, LoopConfig, Trainer, frame_to_xy, log
+from rayline.training.frameworks.base import (
+    Framework,
+    LoopConfig,
+    frame_to_xy,
+    log,
+    loop_config_with_shards,
+    worker_shard,
+)
 from rayline.training.params import SKLEARN_ESTIMATORS
 
 if TYPE_CHECKING:
     import pandas as pd
     from ray.train import RunConfig, ScalingConfig
+
+    from rayline.training.frameworks.base import Shards, Trainer
 
 __all__ = ["SklearnFramework", "make_estimator"]
 
@@ -68,9 +77,7 @@ def _train_loop(raw: dict[str, Any]) -> None:
         ray.train.report({"iteration": 1, "resumed_from": 1}, checkpoint=checkpoint)
         return
     config = LoopConfig.from_dict(raw)
-    shard = ray.train.get_dataset_shard("train")
-    assert shard is not None
-    features, labels = frame_to_xy(shard.materialize().to_pandas(), config)
+    features, labels = frame_to_xy(worker_shard(raw, "train").to_pandas(), config)
     estimator = make_estimator(config)
     log(f"sklearn: fitting {type(estimator).__name__} on {len(labels)} rows")
     estimator.fit(features, labels)
@@ -120,19 +127,16 @@ class SklearnFramework(Framework):
         *,
         scaling: ScalingConfig,
         run_config: RunConfig,
-        datasets: dict[str, Any],
+        shards: Shards,
     ) -> Trainer:
         """A one-worker ``DataParallelTrainer`` (only ``train`` is used)."""
-        from ray.train import DataConfig
         from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
         return DataParallelTrainer(
             _train_loop,
-            train_loop_config=config.to_dict(),
+            train_loop_config=loop_config_with_shards(config, {"train": shards["train"]}),
             scaling_config=scaling,
             run_config=run_config,
-            datasets={"train": datasets["train"]},
-            dataset_config=DataConfig(datasets_to_split=[]),
         )
 
     def load(self, model_path: Path, config: LoopConfig) -> _EstimatorScorer:

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rayline.training.errors import InvalidSpecError
-from rayline.training.frameworks.base import Framework, LoopConfig, Trainer, log
+from rayline.training.frameworks.base import (
+    Framework,
+    LoopConfig,
+    Shards,
+    Trainer,
+    log,
+    loop_config_with_shards,
+    worker_shard,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,8 +77,7 @@ def _train_loop(raw: dict[str, Any]) -> None:
     model = ray.train.torch.prepare_model(model)
     scale = _Scaling(config)
     loss_fn = torch.nn.CrossEntropyLoss() if config.task == "classification" else torch.nn.MSELoss()
-    shard = ray.train.get_dataset_shard("train")
-    assert shard is not None
+    shard = worker_shard(raw, "train")
     rank = ray.train.get_context().get_world_rank()
     if rank == 0:
         workers = ray.train.get_context().get_world_size()
@@ -224,17 +231,16 @@ class TorchFramework(Framework):
         *,
         scaling: ScalingConfig,
         run_config: RunConfig,
-        datasets: dict[str, Any],
+        shards: Shards,
     ) -> Trainer:
         """A ``TorchTrainer`` (gloo on CPUs) running :func:`_train_loop` on every worker."""
         from ray.train.torch import TorchTrainer
 
         return TorchTrainer(
             _train_loop,
-            train_loop_config=config.to_dict(),
+            train_loop_config=loop_config_with_shards(config, {"train": shards["train"]}),
             scaling_config=scaling,
             run_config=run_config,
-            datasets={"train": datasets["train"]},
         )
 
     def load(self, model_path: Path, config: LoopConfig) -> _MLPScorer:

@@ -17,7 +17,16 @@ import numpy as np
 import xgboost
 
 from rayline.training.errors import InvalidSpecError
-from rayline.training.frameworks.base import Framework, LoopConfig, Trainer, frame_to_xy, log
+from rayline.training.frameworks.base import (
+    Framework,
+    LoopConfig,
+    Shards,
+    Trainer,
+    frame_to_xy,
+    log,
+    loop_config_with_shards,
+    worker_shard,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,8 +108,8 @@ def _train_loop(raw: dict[str, Any]) -> None:
     import ray.train
 
     config = LoopConfig.from_dict(raw)
-    train_x, train_y = frame_to_xy(_shard("train"), config)
-    valid_x, valid_y = frame_to_xy(_shard("validation"), config)
+    train_x, train_y = frame_to_xy(worker_shard(raw, "train").to_pandas(), config)
+    valid_x, valid_y = frame_to_xy(worker_shard(raw, "validation").to_pandas(), config)
     dtrain = xgboost.DMatrix(train_x, label=train_y)
     dvalid = xgboost.DMatrix(valid_x, label=valid_y)
     total = int(config.hyperparameters["num_boost_round"])
@@ -125,14 +134,6 @@ def _train_loop(raw: dict[str, Any]) -> None:
         callbacks=[_Checkpointer(every=config.checkpoint_every, resumed_from=done)],
         verbose_eval=False,
     )
-
-
-def _shard(name: str) -> pd.DataFrame:
-    import ray.train
-
-    shard = ray.train.get_dataset_shard(name)
-    assert shard is not None, f"dataset {name!r} was not passed to the trainer"
-    return shard.materialize().to_pandas()
 
 
 class _BoosterScorer:
@@ -172,17 +173,16 @@ class XGBoostFramework(Framework):
         *,
         scaling: ScalingConfig,
         run_config: RunConfig,
-        datasets: dict[str, Any],
+        shards: Shards,
     ) -> Trainer:
         """An ``XGBoostTrainer`` running :func:`_train_loop` on every worker."""
         from ray.train.xgboost import XGBoostTrainer
 
         return XGBoostTrainer(
             _train_loop,
-            train_loop_config=config.to_dict(),
+            train_loop_config=loop_config_with_shards(config, shards),
             scaling_config=scaling,
             run_config=run_config,
-            datasets=datasets,
         )
 
     def load(self, model_path: Path, config: LoopConfig) -> _BoosterScorer:
