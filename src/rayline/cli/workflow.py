@@ -202,7 +202,7 @@ def run(
             console.print(f"triggered {DAG_ID} run [bold]{escape(run_id)}[/] on {client.base_url}")
             engine = create_engine_for(stack.metadata_url())
             try:
-                with StepFollower(engine, DAG_ID, began, _print_step):
+                with StepFollower(engine, DAG_ID, began, _print_step, run_id=run_id):
                     outcome = follow_run(
                         client,
                         DAG_ID,

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 from rayline.config import Settings
 from rayline.metadata.db import create_engine_for, session_scope
 from rayline.metadata.models import Deployment, ModelVersion, WorkflowRun, WorkflowStep
-from rayline.orchestration.progress import StepEvent, StepFollower
+from rayline.orchestration.progress import StepEvent, StepFollower, run_record
 
 __all__ = ["DAG_ID", "WorkflowResult", "job_seconds", "prepare_airflow", "run_train_and_serve"]
 
@@ -98,7 +98,7 @@ def run_train_and_serve(
         else:
             dag_run = run_dag(dag, run_conf=run_conf)
         ended = datetime.now(UTC)
-        record = _run_record(engine, dag_run.run_id)
+        record = run_record(engine, DAG_ID, dag_run.run_id)
         deployment, version = _served(engine, record) if record is not None else (None, None)
         return WorkflowResult(str(dag_run.state), triggered, ended, record, deployment, version)
     finally:
@@ -114,19 +114,6 @@ def job_seconds(step: WorkflowStep) -> float | None:
 def _outcome(step: WorkflowStep) -> dict[str, Any]:
     outcome = (step.details or {}).get("outcome")
     return outcome if isinstance(outcome, dict) else {}
-
-
-def _run_record(engine: Engine, external_run_id: str) -> WorkflowRun | None:
-    with session_scope(engine) as session:
-        run = session.scalars(
-            select(WorkflowRun).where(
-                WorkflowRun.dag_id == DAG_ID, WorkflowRun.external_run_id == external_run_id
-            )
-        ).one_or_none()
-        if run is not None:
-            list(run.steps)  # loaded while the session is open
-            session.expunge_all()
-        return run
 
 
 def _served(engine: Engine, record: WorkflowRun) -> tuple[Deployment | None, ModelVersion | None]:

@@ -9,18 +9,20 @@ Airflow's scheduler elsewhere).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import selectinload
 
 from rayline.metadata.db import session_scope
 from rayline.metadata.enums import WorkflowStatus
 from rayline.metadata.models import WorkflowRun, WorkflowStep
 
-__all__ = ["StepEvent", "StepFollower"]
+__all__ = ["StepEvent", "StepFollower", "run_record"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class StepFollower:
         since: ignore runs that started before this moment (timezone-aware).
         report: called once per step try when it starts and once when it ends.
         interval: seconds between polls.
+        run_id: Airflow's id of the run to follow, when known (with several runs at
+            once, the newest one begun after ``since`` may be another's).
     """
 
     def __init__(
@@ -53,8 +57,10 @@ class StepFollower:
         report: Callable[[StepEvent], None],
         *,
         interval: float = 1.0,
+        run_id: str | None = None,
     ) -> None:
         self._engine = engine
+        self._run_id = run_id
         self._dag_id = dag_id
         self._since = since
         self._report = report
@@ -82,12 +88,12 @@ class StepFollower:
     def poll(self) -> None:
         """Report what changed since the last poll."""
         with session_scope(self._engine) as session:
-            run_id = session.scalar(
-                select(WorkflowRun.id)
-                .where(WorkflowRun.dag_id == self._dag_id, WorkflowRun.started_at >= self._since)
-                .order_by(WorkflowRun.id.desc())
-                .limit(1)
+            query = select(WorkflowRun.id).where(
+                WorkflowRun.dag_id == self._dag_id, WorkflowRun.started_at >= self._since
             )
+            if self._run_id is not None:
+                query = query.where(WorkflowRun.external_run_id == self._run_id)
+            run_id = session.scalar(query.order_by(WorkflowRun.id.desc()).limit(1))
             if run_id is None:
                 return
             steps = session.scalars(
@@ -111,3 +117,27 @@ class StepFollower:
             else None
         )
         return StepEvent(step.name, step.try_number, step.status, seconds, step.error)
+
+
+def run_record(
+    engine: Engine, dag_id: str, run_id: str, *, wait_for_end: float = 0
+) -> WorkflowRun | None:
+    """Our record of the run (detached, steps loaded), once it has ended.
+
+    Args:
+        wait_for_end: seconds to wait for the record to end (the DAG's failure
+            callback writes the error after Airflow marked the run failed).
+    """
+    query = (
+        select(WorkflowRun)
+        .options(selectinload(WorkflowRun.steps))
+        .where(WorkflowRun.dag_id == dag_id, WorkflowRun.external_run_id == run_id)
+    )
+    deadline = time.monotonic() + wait_for_end
+    while True:
+        with session_scope(engine) as session:
+            record = session.scalars(query).one_or_none()
+            session.expunge_all()
+        if (record is not None and record.finished_at is not None) or time.monotonic() >= deadline:
+            return record
+        time.sleep(1)

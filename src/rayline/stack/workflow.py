@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import selectinload
 
-from rayline.metadata.db import session_scope
-from rayline.metadata.models import WorkflowRun
+from rayline.orchestration.progress import run_record
 from rayline.stack.airflow import AirflowClient
 
 __all__ = ["RunOutcome", "build_conf", "follow_run", "load_yaml", "run_record"]
@@ -117,27 +114,3 @@ def follow_run(
         if ti.get("state") in ("failed", "upstream_failed")
     ]
     return RunOutcome(run_id, state if state in _FINAL_STATES else "timeout", failed)
-
-
-def run_record(
-    engine: Engine, dag_id: str, run_id: str, *, wait_for_end: float = 0
-) -> WorkflowRun | None:
-    """Our record of the run (detached, steps loaded), once it has ended.
-
-    Args:
-        wait_for_end: seconds to wait for the record to end (the DAG's failure
-            callback writes the error after Airflow marked the run failed).
-    """
-    query = (
-        select(WorkflowRun)
-        .options(selectinload(WorkflowRun.steps))
-        .where(WorkflowRun.dag_id == dag_id, WorkflowRun.external_run_id == run_id)
-    )
-    deadline = time.monotonic() + wait_for_end
-    while True:
-        with session_scope(engine) as session:
-            record = session.scalars(query).one_or_none()
-            session.expunge_all()
-        if (record is not None and record.finished_at is not None) or time.monotonic() >= deadline:
-            return record
-        time.sleep(1)

@@ -16,7 +16,7 @@ from rayline.metadata.enums import WorkflowStatus
 from rayline.metadata.migrate import upgrade
 from rayline.orchestration import recording
 from rayline.orchestration.progress import StepEvent, StepFollower
-from tests.unit.orchestration.fakes import DAG_ID, FakeTI
+from tests.unit.orchestration.fakes import DAG_ID, RUN_ID, FakeTI
 
 
 class Task:
@@ -81,3 +81,14 @@ def test_the_thread_reports_the_last_steps_on_exit(engine: Engine) -> None:
         recording.step_succeeded(_context(FakeTI("record_run")))
 
     assert [(e.name, e.status) for e in events] == [("record_run", WorkflowStatus.SUCCESS)]
+
+
+def test_a_named_run_is_followed_and_no_other(engine: Engine) -> None:
+    recording.step_started(_context(FakeTI("train")))  # run RUN_ID
+    events: list[StepEvent] = []
+    since = datetime.now(UTC) - timedelta(seconds=5)
+
+    StepFollower(engine, DAG_ID, since, events.append, run_id="another-run").poll()
+    assert events == []
+    StepFollower(engine, DAG_ID, since, events.append, run_id=RUN_ID).poll()
+    assert [e.name for e in events] == ["train"]
