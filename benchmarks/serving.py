@@ -330,6 +330,23 @@ def manager(workdir: Path) -> Iterator[tuple[Any, Any]]:
         process.wait(timeout=60)
 
 
+def base_image_report(settings: Any) -> str:
+    """Build the serving base image if it is missing (timed), else note its reuse."""
+    from rayline.serving.docker_engine import docker_client
+    from rayline.serving.images import build_base_image
+
+    started = time.monotonic()
+    built = build_base_image(settings, docker_client(timeout=3600))
+    seconds = time.monotonic() - started
+    if built.reused:
+        text = f"base image {built.tag}: exists, reused in {seconds:.1f}s"
+    else:
+        steps = ", ".join(f"{k} {v:.0f}s" for k, v in built.steps.items())
+        text = f"base image {built.tag}: built in {seconds:.0f}s ({steps})"
+    console.print(text)
+    return text
+
+
 def image_build_times(settings: Any, model_dir: Path, sha256: str) -> tuple[float, float]:
     """Model image build: cold (no image yet) and warm (reused)."""
     from rayline.serving.container import ContainerConfig
@@ -436,6 +453,7 @@ def main(
                 sha256=ref.manifest_sha256,
                 framework="xgboost",
             )
+            base = base_image_report(settings)
             cold, warm = image_build_times(settings, model_dir, ref.manifest_sha256)
             console.print(f"model image build: cold {cold:.1f}s, warm (reused) {warm:.2f}s")
 
@@ -482,6 +500,7 @@ def main(
             run_deploy_job(client, ["--delete", MODEL], cluster_id=cluster.id, settings=settings)
             engine.dispose()
         report(results, cold=cold, warm=warm, deploy_cold=deploy_cold, deploy_warm=deploy_warm)
+        console.print(base)
     finally:
         remove_bench_containers_and_images()
         shutil.rmtree(workdir, ignore_errors=True)
