@@ -132,6 +132,13 @@ def _run_tasks(job_api_url: str) -> None:
     assert status == JobStatus.SUCCEEDED, client.get_job_logs(job)
 
 
+def _ready_cluster(
+    client: ClusterManagerClient, name: str, purpose: Purpose, *, cpus: int
+) -> ClusterPublic:
+    spec = ClusterCreate(name=name, purpose=purpose, head=ResourceSpec(cpus=cpus), ttl_seconds=3600)
+    return client.wait_until_ready(client.create_cluster(spec).id, timeout=READY_TIMEOUT)
+
+
 def _record_workflow(engine: Engine) -> None:
     """What the orchestration layer records for a run: a trained model, a failed deploy."""
     run = start_run(engine, dag_id="rayline_train_and_serve", external_run_id="monitoring-test")
@@ -199,20 +206,15 @@ def monitoring_env(
     try:
         manager.start()
         client = manager.client()
-        training, serving = (
-            client.create_cluster(
-                ClusterCreate(
-                    name=name, purpose=purpose, head=ResourceSpec(cpus=cpus), ttl_seconds=3600
-                )
-            )
-            for name, purpose, cpus in (
-                ("mon-train", Purpose.TRAINING, 1),
-                ("mon-serve", Purpose.SERVING, 2),
-            )
-        )
-        training = client.wait_until_ready(training.id, timeout=READY_TIMEOUT)
-        serving = client.wait_until_ready(serving.id, timeout=READY_TIMEOUT)
+        training = _ready_cluster(client, "mon-train", Purpose.TRAINING, cpus=1)
         _run_tasks(training.job_api_url)
+        # A manager restart: it re-adopts the training cluster (a reaper action) and
+        # rewrites the targets from the database; the serving cluster comes from the new
+        # process, so its provisioning time is in the new process's metrics.
+        manager.kill(signal.SIGTERM)
+        manager.start()
+        client = manager.client()
+        serving = _ready_cluster(client, "mon-serve", Purpose.SERVING, cpus=2)
 
         model = f"mon{secrets.token_hex(3)}"
         store = open_store(artifact_uri, settings)
@@ -231,11 +233,6 @@ def monitoring_env(
         thread.start()
         _record_workflow(engine)
 
-        # A manager restart: it re-adopts both clusters (a reaper action) and rewrites
-        # the targets from the database.
-        manager.kill(signal.SIGTERM)
-        manager.start()
-        client = manager.client()
         yield MonitoringEnv(
             prometheus_url=f"http://127.0.0.1:{prometheus_port}",
             state_dir=state_dir,
