@@ -119,7 +119,7 @@ def s3_bucket(s3_client: S3Client) -> Iterator[str]:
 
 # Integration suites of issues still open (training, serving, orchestration): they
 # run with `pytest -m wip` and join `make test` when their issue is resolved.
-WIP_SUITES = ("training", "jobs")
+WIP_SUITES: tuple[str, ...] = ()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

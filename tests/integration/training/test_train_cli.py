@@ -1,7 +1,12 @@
-"""`rayline train SPEC --cluster ID` and `rayline models show` against the real stack."""
+"""scikit-learn end to end through `rayline train SPEC --cluster ID`, then `rayline models show`.
+
+The spec reads a CSV from the S3 server; the registered artifact is reloaded
+and must predict what the job predicted.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +17,11 @@ from typer.testing import CliRunner
 
 from rayline.cli import models, train
 from rayline.config import get_settings
+from rayline.metadata import ModelRegistry
+from rayline.storage import open_store
+from rayline.training.artifacts import load_model
 from tests.integration.training.conftest import TrainingEnv
+from tests.integration.training.data import regression_frame, to_csv
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +40,13 @@ def cli_env(training_env: TrainingEnv, monkeypatch: pytest.MonkeyPatch) -> Itera
     get_settings.cache_clear()
 
 
-def test_train_on_a_given_cluster_then_show_the_model(cli_env: TrainingEnv, tmp_path: Path) -> None:
-    spec = tmp_path / "iris.yaml"
+def test_sklearn_from_s3_csv_through_the_cli(cli_env: TrainingEnv, tmp_path: Path) -> None:
+    uri = cli_env.s3_put("data/reg.csv", to_csv(regression_frame()))
+    spec = tmp_path / "reg.yaml"
     spec.write_text(
-        "spec_version: 1\nname: iris-cli\ndataset: sklearn:iris\ntarget: target\n"
-        "task: classification\nframework: sklearn\n"
-        "hyperparameters: {estimator: random_forest, n_estimators: 20}\n"
+        f"spec_version: 1\nname: reg-sklearn\ndataset: {uri}\ntarget: y\n"
+        "task: regression\nframework: sklearn\n"
+        "hyperparameters: {estimator: random_forest, n_estimators: 50}\n"
     )
     app = typer.Typer()
     app.command()(train.train)
@@ -44,12 +54,24 @@ def test_train_on_a_given_cluster_then_show_the_model(cli_env: TrainingEnv, tmp_
     out = CliRunner().invoke(app, [str(spec), "--cluster", cli_env.cluster.id])
 
     assert out.exit_code == 0, out.output
-    assert "registered iris-cli version 1" in out.output
-    assert "validation_accuracy" in out.output
+    assert "registered reg-sklearn version 1" in out.output
+    assert "validation_r2" in out.output
     assert "[rayline] data ready" in out.output  # the job's logs were streamed
-
-    shown = CliRunner().invoke(models.app, ["show", "iris-cli:1"])
-    assert shown.exit_code == 0, shown.output
-    assert "sklearn:iris" in shown.output and "n_estimators" in shown.output
+    assert "sklearn: fitting RandomForestRegressor" in out.output  # on a Ray Train worker
     # The cluster was given, so it was not deleted.
     assert cli_env.client.get_cluster(cli_env.cluster.id).state == "READY"
+
+    row = ModelRegistry().get_version(cli_env.engine, name="reg-sklearn", version=1)
+    assert row.metrics["validation_r2"] > 0.5
+    assert row.dataset_uri == uri and row.framework == "sklearn"
+    store = open_store(settings=cli_env.settings)
+    version_id = row.artifact_uri.rsplit("/", 1)[1]
+    predictor = load_model(store, "reg-sklearn", version_id, expected_manifest_sha256=row.sha256)
+    assert predictor.signature.task == "regression"
+    example = json.loads(store.get_bytes(f"reg-sklearn/{version_id}/input_example.json"))
+    assert len(example["rows"]) == len(example["predictions"]) == 5
+    assert predictor.predict(example["rows"]) == pytest.approx(example["predictions"])
+
+    shown = CliRunner().invoke(models.app, ["show", "reg-sklearn:1"])
+    assert shown.exit_code == 0, shown.output
+    assert uri in shown.output and "n_estimators" in shown.output

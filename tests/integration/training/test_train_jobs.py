@@ -1,4 +1,7 @@
-"""Training jobs end to end: Ray cluster from the Cluster Manager, S3 data, Postgres registry."""
+"""Training jobs end to end: Ray cluster from the Cluster Manager, S3 data, Postgres registry.
+
+scikit-learn end to end is in test_train_cli.py (through `rayline train`).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,18 @@ import os
 import re
 import signal
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from ray.util.state import list_actors
 
 from rayline.metadata import ModelRegistry, start_run
 from rayline.storage import open_store
-from rayline.training.artifacts import load_model, load_registered_model
+from rayline.training.artifacts import load_registered_model
+from rayline.training.submit import JobOutcome
 from tests.integration.training.conftest import TrainingEnv
-from tests.integration.training.data import (
-    classification_frame,
-    regression_frame,
-    to_csv,
-)
+from tests.integration.training.data import classification_frame, to_csv
 from tests.integration.training.helpers import run_job, spec_for
 
 pytestmark = pytest.mark.integration
@@ -39,31 +41,60 @@ LAYOUT = {
 }
 
 
-def test_xgboost_on_two_workers_from_s3_csv(training_env: TrainingEnv) -> None:
+@dataclass(frozen=True)
+class FirstRun:
+    """The first run of the shared xgboost spec."""
+
+    spec: dict[str, Any]
+    data: bytes
+    uri: str
+    workflow_run_id: int
+    outcome: JobOutcome
+
+
+@pytest.fixture(scope="module")
+def xgb_first_run(training_env: TrainingEnv) -> FirstRun:
+    """One xgboost spec on 2 workers, long enough to kill a worker mid-run when re-run.
+
+    Each Ray Train run costs ~30 s of process start-up on a 2-core host, so the
+    same spec serves the plain run and the re-run with a killed worker.
+    """
     env = training_env
-    data = to_csv(classification_frame())
+    data = to_csv(classification_frame(rows=40_000, features=20))
     uri = env.s3_put("data/xgb.csv", data)
     run = start_run(env.engine, dag_id="tests", external_run_id="xgb-1")
     spec = spec_for(
-        "clf-xgb", uri, workers=2, hyperparameters={"num_boost_round": 30, "max_depth": 4}
+        "clf-xgb",
+        uri,
+        workers=2,
+        checkpoint_every=25,
+        max_failures=2,
+        hyperparameters={"num_boost_round": 400, "max_depth": 6},
     )
-
     outcome = run_job(env, spec, workflow_run_id=run.id)
+    return FirstRun(spec=spec, data=data, uri=uri, workflow_run_id=run.id, outcome=outcome)
 
+
+def test_xgboost_on_two_workers_from_s3_csv(
+    training_env: TrainingEnv, xgb_first_run: FirstRun
+) -> None:
+    env, outcome, uri = training_env, xgb_first_run.outcome, xgb_first_run.uri
     assert outcome.succeeded, outcome.describe_failure()
     result = outcome.result
     assert result is not None and result["version"] == 1
+    assert result["resumed_from"] == 0
+    assert "xgboost: training 400 rounds on 2 workers" in outcome.logs
     assert result["metrics"]["validation_accuracy"] > 0.6
     row = ModelRegistry().get_version(env.engine, name="clf-xgb", version=1)
     assert row.artifact_uri == result["artifact_uri"]
-    assert row.workflow_run_id == run.id
+    assert row.workflow_run_id == xgb_first_run.workflow_run_id
     assert row.dataset_uri == uri
-    assert row.dataset_sha256 == hashlib.sha256(data).hexdigest()
+    assert row.dataset_sha256 == hashlib.sha256(xgb_first_run.data).hexdigest()
     assert row.code_version and row.code_version.startswith("rayline 0.1.0")
-    assert row.params["num_boost_round"] == 30 and row.params["workers"] == 2
+    assert row.params["num_boost_round"] == 400 and row.params["workers"] == 2
     assert row.signature is not None
     assert row.signature["output"]["classes"] == ["cat", "dog", "eel"]
-    assert [f["name"] for f in row.signature["inputs"]] == [f"f{i}" for i in range(8)]
+    assert [f["name"] for f in row.signature["inputs"]] == [f"f{i}" for i in range(20)]
 
     # The artifact reloads (checksums verified) and predicts what the job predicted.
     store = open_store(settings=env.settings)
@@ -74,61 +105,20 @@ def test_xgboost_on_two_workers_from_s3_csv(training_env: TrainingEnv) -> None:
     files = {key.rsplit("/", 1)[1] for key in store.list_keys(f"clf-xgb/{result['version_id']}")}
     assert files == LAYOUT | {"model.ubj"}
     example = json.loads(store.get_bytes(f"clf-xgb/{result['version_id']}/input_example.json"))
-    predictor = load_registered_model(env.engine, "clf-xgb", store=store)
+    assert len(example["rows"]) == len(example["predictions"]) == 5
+    predictor = load_registered_model(env.engine, "clf-xgb", version=1, store=store)
     assert predictor.predict(example["rows"]) == example["predictions"]
     assert set(example["predictions"]) <= {"cat", "dog", "eel"}
-
-    # The same spec again is a new version; the first one is untouched.
-    again = run_job(env, spec)
-    assert again.succeeded and again.result is not None and again.result["version"] == 2
-    first = ModelRegistry().get_version(env.engine, name="clf-xgb", version=1)
-    assert store.open_version(
-        "clf-xgb", result["version_id"], expected_manifest_sha256=first.sha256
-    )
-    assert again.result["version_id"] != result["version_id"]
+    # The run's checkpoints were discarded once the version was published.
+    assert store.list_keys(f"_train/{result['run_name']}") == []
 
 
-def test_sklearn_end_to_end_from_s3_csv(training_env: TrainingEnv) -> None:
+def test_rerun_with_a_killed_worker_resumes_and_is_a_new_version(
+    training_env: TrainingEnv, xgb_first_run: FirstRun
+) -> None:
     env = training_env
-    uri = env.s3_put("data/reg.csv", to_csv(regression_frame()))
-    spec = spec_for(
-        "reg-sklearn",
-        uri,
-        target="y",
-        task="regression",
-        framework="sklearn",
-        hyperparameters={"estimator": "random_forest", "n_estimators": 50},
-    )
-
-    outcome = run_job(env, spec)
-
-    assert outcome.succeeded, outcome.describe_failure()
-    result = outcome.result
-    assert result is not None
-    assert result["metrics"]["validation_r2"] > 0.5
-    store = open_store(settings=env.settings)
-    predictor = load_model(
-        store,
-        "reg-sklearn",
-        result["version_id"],
-        expected_manifest_sha256=result["manifest_sha256"],
-    )
-    example = json.loads(store.get_bytes(f"reg-sklearn/{result['version_id']}/input_example.json"))
-    assert predictor.predict(example["rows"]) == pytest.approx(example["predictions"])
-    assert predictor.signature.task == "regression"
-
-
-def test_killed_worker_resumes_from_its_checkpoint(training_env: TrainingEnv) -> None:
-    env = training_env
-    uri = env.s3_put("data/big.csv", to_csv(classification_frame(rows=60_000, features=20)))
-    spec = spec_for(
-        "clf-resume",
-        uri,
-        workers=2,
-        checkpoint_every=25,
-        max_failures=2,
-        hyperparameters={"num_boost_round": 400, "max_depth": 6},
-    )
+    first = xgb_first_run.outcome.result
+    assert first is not None, xgb_first_run.outcome.describe_failure()
     killed: list[int] = []
     seen: list[int] = []
     at_kill: list[int] = []
@@ -142,7 +132,8 @@ def test_killed_worker_resumes_from_its_checkpoint(training_env: TrainingEnv) ->
                 at_kill.append(seen[-1])
                 killed.append(_kill_one_training_worker(env))
 
-    outcome = run_job(env, spec, on_output=watch)
+    # The same spec again, with a worker killed mid-run.
+    outcome = run_job(env, xgb_first_run.spec, on_output=watch)
 
     assert killed, "training ended before a worker could be killed; make it longer"
     assert outcome.succeeded, outcome.describe_failure()
@@ -154,12 +145,18 @@ def test_killed_worker_resumes_from_its_checkpoint(training_env: TrainingEnv) ->
     # registered it, which the kill can beat.)
     assert 0 < resumed <= at_kill[0] and resumed % 25 == 0 and resumed in seen, (resumed, seen)
     assert f"xgboost: resuming from checkpoint at iteration {resumed} of 400" in outcome.logs
-    lineage = json.loads(
-        open_store(settings=env.settings).get_bytes(
-            f"clf-resume/{result['version_id']}/lineage.json"
-        )
-    )
+    store = open_store(settings=env.settings)
+    lineage = json.loads(store.get_bytes(f"clf-xgb/{result['version_id']}/lineage.json"))
     assert lineage["iterations"] == 400 and lineage["resumed_from"] == resumed
+
+    # A new version; the first one is untouched (its registered manifest still verifies).
+    assert result["version"] == 2 and result["version_id"] != first["version_id"]
+    row = ModelRegistry().get_version(env.engine, name="clf-xgb", version=1)
+    assert store.open_version("clf-xgb", first["version_id"], expected_manifest_sha256=row.sha256)
+    example = json.loads(store.get_bytes(f"clf-xgb/{result['version_id']}/input_example.json"))
+    predictor = load_registered_model(env.engine, "clf-xgb", store=store)  # the latest: 2
+    assert predictor.version_id == result["version_id"]
+    assert predictor.predict(example["rows"]) == example["predictions"]
 
 
 def _kill_one_training_worker(env: TrainingEnv) -> int:
