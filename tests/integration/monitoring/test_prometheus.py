@@ -12,17 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from rayline.monitoring.queries import check_queries, collect_queries, dashboard_queries
 from tests.integration.monitoring.conftest import REPO, MonitoringEnv, wait_until
 
 DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
 RULES = REPO / "deploy" / "prometheus" / "rules"
 SCRAPE_TIMEOUT = 120
-
-# Not yet run green against real Ray here: out of `make test` until it is.
-pytestmark = pytest.mark.wip
 
 
 def up_targets(env: MonitoringEnv, job: str) -> list[dict[str, Any]]:
