@@ -13,8 +13,10 @@ from rayline.clusters.errors import (
     ClusterFailedError,
     ClusterManagerError,
     ClusterNotFoundError,
+    NotFoundError,
 )
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ServicesPublic
+from rayline.coordination.base import ServiceEntry
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -201,6 +203,27 @@ class ClusterManagerHook(BaseHook):
             NotFoundError: no live endpoint serves the model.
         """
         return self.get_conn().live_endpoints(model)
+
+    def discover_endpoints(self, model: str) -> list[ServiceEntry]:
+        """The live endpoints of ``model``, from ZooKeeper when coordination is configured.
+
+        With ``RAYLINE_ZOOKEEPER_HOSTS`` set the answer comes from the endpoints'
+        ephemeral znodes (it keeps working while every manager replica restarts);
+        otherwise from this hook's Cluster Manager. Empty when nothing serves it.
+        """
+        from rayline.config import get_settings
+
+        settings = get_settings()
+        if settings.zookeeper_hosts:
+            from rayline.coordination.discovery import Discovery
+
+            with Discovery.from_settings(settings) as discovery:
+                return discovery.services(model)
+        try:
+            found = self.live_endpoints(model).data
+        except NotFoundError:
+            return []
+        return [ServiceEntry.of(endpoint) for endpoint in found]
 
 
 def _base_url(host: str | None, port: int | None, schema: str | None) -> str | None:

@@ -186,3 +186,22 @@ def test_wait_until_ready_raises_when_the_cluster_failed() -> None:
     hook = _hook_over(lambda request: httpx.Response(200, json=_cluster_json("FAILED")))
     with pytest.raises(ClusterFailedError):
         hook.wait_until_ready("rc-1", timeout=5)
+
+
+def test_discovery_without_zookeeper_asks_the_manager() -> None:
+    endpoint = {
+        "id": 3, "model_name": "iris", "model_version": 2, "url": "http://127.0.0.1:9001",
+        "cluster_id": "rc-1", "deployment_id": "dp-1", "health": "HEALTHY",
+        "registered_at": NOW.isoformat(),
+    }  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/services/iris":
+            return httpx.Response(200, json={"data": [endpoint], "count": 1})
+        return httpx.Response(404, json={"detail": "no live endpoint serves 'wine'"})
+
+    hook = _hook_over(handler)
+
+    (found,) = hook.discover_endpoints("iris")
+    assert (found.model_name, found.model_version, found.url) == ("iris", 2, endpoint["url"])
+    assert hook.discover_endpoints("wine") == []
