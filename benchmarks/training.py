@@ -176,6 +176,10 @@ def main(
         console.print(
             f"dataset: {rows} rows x {features} features, {data.stat().st_size >> 20} MiB"
         )
+        # Before any Ray process exists: a cluster that has just started keeps the
+        # cores busy for a while (dashboard, agents) and would slow the baseline.
+        baseline = in_process(data, rounds, depth)
+        console.print(f"in process: {baseline:.1f} s")
         with manager(workdir) as (client, database_url):
             settings = Settings(
                 home=workdir / "home", database_url=database_url,
@@ -183,8 +187,6 @@ def main(
             )  # fmt: skip
             ready = cluster(client)
             try:
-                baseline = in_process(data, rounds, depth)
-                console.print(f"in process: {baseline:.1f} s")
                 job1, phases1 = job(ready, settings, data, 1, 2, rounds, depth)
                 console.print(f"job, 1 worker: {job1:.1f} s {phases1}")
                 job2, phases2 = job(ready, settings, data, 2, 1, rounds, depth)
