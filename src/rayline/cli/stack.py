@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -48,8 +49,18 @@ def up(
     timeout: Annotated[
         float, typer.Option(min=10, help="Seconds each component may take to answer.")
     ] = 300,
+    coordination: Annotated[
+        bool,
+        typer.Option(
+            "--coordination",
+            help="Also start ZooKeeper; the manager coordinates through it "
+            "(RAYLINE_STACK_COORDINATION=1 does the same).",
+        ),
+    ] = False,
 ) -> None:
     """Start what is not running yet and wait until everything answers."""
+    if coordination:
+        os.environ["RAYLINE_STACK_COORDINATION"] = "1"
     stack = load_stack(state_dir)
     try:
         stack.up(timeout=timeout)

@@ -13,6 +13,8 @@ run its own stack next to the default one:
 | ``RAYLINE_STACK_DATABASE`` | ``rayline`` | our metadata database on the stack's Postgres |
 | ``RAYLINE_STACK_AIRFLOW_DATABASE`` | ``airflow`` | Airflow's database on the same Postgres |
 | ``RAYLINE_STACK_BUCKET`` | ``rayline`` | artifacts go to ``s3://BUCKET/artifacts`` |
+| ``RAYLINE_STACK_COORDINATION`` | off | ``1``: start ZooKeeper, managers coordinate through it |
+| ``RAYLINE_PROMETHEUS_PORT`` / ``RAYLINE_ZK_PORT`` | 59090 / 52181 | Prometheus, ZooKeeper |
 
 Secrets (Airflow's admin password, JWT secret, API secret key and Fernet key; the
 Cluster Manager's token) are generated on the first ``up`` and kept in
@@ -74,6 +76,7 @@ class StackConfig:
     database: str
     airflow_database: str
     bucket: str
+    coordination: bool = False
 
     @classmethod
     def from_env(cls, state_dir: Path | None = None) -> StackConfig:
@@ -92,6 +95,8 @@ class StackConfig:
             database=_db_name("RAYLINE_STACK_DATABASE", "rayline"),
             airflow_database=_db_name("RAYLINE_STACK_AIRFLOW_DATABASE", "airflow"),
             bucket=os.environ.get("RAYLINE_STACK_BUCKET") or "rayline",
+            coordination=os.environ.get("RAYLINE_STACK_COORDINATION", "").lower()
+            in ("1", "true", "yes", "on"),
         )
 
     @property

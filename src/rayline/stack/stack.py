@@ -8,6 +8,8 @@
 3. the Cluster Manager, on Postgres and ``s3://`` artifacts;
 4. Airflow 3: ``airflow db migrate``, then the api-server, scheduler
    (LocalExecutor), dag-processor and triggerer;
+5. Prometheus, scraping the manager's targets (`rayline.stack.addons`); and,
+   with coordination on, ZooKeeper before the manager, which then uses it;
 
 each in its own session with a pid file and a log under the state dir, waiting
 until each answers (and Airflow has parsed ``rayline_train_and_serve``). ``down``
@@ -35,6 +37,7 @@ from sqlalchemy import URL, Engine, create_engine, make_url, text
 
 from rayline.orchestration.dags import DAGS_FOLDER
 from rayline.orchestration.embedded import rayline_connection_environment
+from rayline.stack import addons
 from rayline.stack.airflow import ADMIN_USER, AirflowClient, write_airflow_config
 from rayline.stack.config import (
     SERVICES_SCRIPT,
@@ -135,6 +138,8 @@ class Stack:
 
         self._report("migrating the metadata database")
         upgrade(self.metadata_url())
+        if self.config.coordination:
+            self._up_addon(addons.zookeeper(self.config), required=True)
         env = self._environment(secrets)
         self._write_user_env(env)
         self._ensure_bucket(env)
@@ -148,7 +153,25 @@ class Stack:
             )
         self._wait(manager, timeout, lambda: _answers(f"{self.config.manager_url}/healthz"))
         self._up_airflow(secrets, env, timeout)
+        token = secrets.manager_token.get_secret_value()
+        self._up_addon(addons.monitoring(self.config, token), required=False)
         self._report("stack up")
+
+    def _up_addon(self, addon: addons.Addon, *, required: bool) -> None:
+        """Start ``addon`` unless it runs; remember it was ours. Optional ones only warn."""
+        if addon.is_up():
+            return
+        self._report(f"starting {addon.name} on {addon.url}")
+        try:
+            addon.run("up")
+        except addons.AddonError as err:
+            if required:
+                raise StackError(str(err)) from err
+            self._report(f"warning: {addon.name} not started: {err}")
+            return
+        state = self._state()
+        started = sorted({*state.get("started_addons", []), addon.name})
+        self._save_state({**state, "started_addons": started})
 
     def _up_services(self) -> None:
         before = self._services_up()
@@ -233,6 +256,14 @@ class Stack:
         for name in [*reversed(AIRFLOW_COMPONENTS), MANAGER]:
             if self.process(name).stop():
                 self._report(f"stopped {name}")
+        for addon in self._addons():
+            if addon.name in self._state().get("started_addons", []):
+                try:
+                    addon.run("down")
+                    self._report(f"stopped {addon.name}")
+                except addons.AddonError as err:
+                    problems.append(str(err))
+        self._save_state({**self._state(), "started_addons": []})
         state = self._state()
         started = [name for name in SERVICES if name in state.get("started_services", [])]
         if started and not keep_services:
@@ -292,6 +323,12 @@ class Stack:
                 _answers(f"{self.config.manager_url}/healthz"),
             )
         )
+        started_addons = set(self._state().get("started_addons", []))
+        for addon in self._addons():
+            state = "down"
+            if addon.is_up():
+                state = "up" if addon.name in started_addons else "external"
+            rows.append(ComponentStatus(addon.name, state, addon.url))
         health = AirflowClient(self.config.airflow_url, ADMIN_USER, SecretStr("")).health()
         for name, key in AIRFLOW_COMPONENTS.items():
             url = self.config.airflow_url if name == "airflow-api-server" else ""
@@ -387,6 +424,18 @@ class Stack:
             self._report(f"creating bucket {self.config.bucket}")
             client.create_bucket(Bucket=self.config.bucket)
 
+    def _addons(self) -> list[addons.Addon]:
+        """The optional servers of this stack, in start order."""
+        try:
+            token = self.secrets().manager_token.get_secret_value()
+        except FileNotFoundError:  # never up: nothing of ours runs, status only
+            token = ""
+        found = [addons.monitoring(self.config, token)]
+        # Started by an earlier `up --coordination`: still ours to report and stop.
+        if self.config.coordination or "zookeeper" in self._state().get("started_addons", []):
+            found.insert(0, addons.zookeeper(self.config))
+        return found
+
     def _environment(self, secrets: StackSecrets) -> dict[str, str]:
         """The environment of every process of the stack (it holds secrets)."""
         services = read_services_env(self.config.services_dir)
@@ -409,6 +458,8 @@ class Stack:
             "AIRFLOW_CONFIG": str(self.config.airflow_home / "airflow.cfg"),
             **rayline_connection_environment(self.config.manager_url, token),
         }
+        if self.config.coordination:
+            ours["RAYLINE_ZOOKEEPER_HOSTS"] = addons.zookeeper(self.config).url
         # The caller's Airflow settings (e.g. an embedded AIRFLOW_HOME) must not leak in.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         return {**inherited, **ours, "PYTHONUNBUFFERED": "1"}

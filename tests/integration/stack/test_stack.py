@@ -111,6 +111,7 @@ def stack(pg_admin_url: URL, s3_client: Any, tmp_path: Path) -> Iterator[StackUn
         "RAYLINE_STACK_DATABASE": f"rl_stack_{token}",
         "RAYLINE_STACK_AIRFLOW_DATABASE": f"af_stack_{token}",
         "RAYLINE_STACK_BUCKET": f"rl-stack-{token}",
+        "RAYLINE_PROMETHEUS_PORT": str(free_port()),
         # Ray Serve on the serving cluster: no image build, no container.
         "RAYLINE_SERVING_MODE": "ray",
         "COLUMNS": "200",  # rich: one line per message
@@ -154,6 +155,7 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
     assert states == {
         **{name: "up" for name in COMPONENTS},
         **{name: "external" for name in ("postgres", "s3", "docker")},  # up before the stack
+        "prometheus": "up",  # started by the stack, scraping the stack manager's targets
     }
 
     spec = tmp_path / "train.yaml"
@@ -229,4 +231,5 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
     assert states == {
         **{name: "down" for name in COMPONENTS},
         **{name: "external" for name in ("postgres", "s3", "docker")},  # left running
+        "prometheus": "down",
     }

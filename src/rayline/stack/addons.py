@@ -1,0 +1,98 @@
+"""The stack's optional servers: Prometheus (always) and ZooKeeper (coordination on).
+
+Both are started and stopped through their own scripts (`deploy/monitoring.sh`,
+`deploy/zookeeper.sh`), which keep their state under the stack's directories and
+stop only what they started. Prometheus reads the targets the stack's Cluster
+Manager writes (``$RAYLINE_HOME/prometheus/targets``) and scrapes the manager
+with its token. ZooKeeper is started before the manager, whose environment then
+names it (``RAYLINE_ZOOKEEPER_HOSTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rayline.stack.config import SERVICES_SCRIPT, StackConfig
+
+__all__ = ["Addon", "monitoring", "zookeeper"]
+
+MONITORING_SCRIPT = SERVICES_SCRIPT.with_name("monitoring.sh")
+ZOOKEEPER_SCRIPT = SERVICES_SCRIPT.with_name("zookeeper.sh")
+
+
+class AddonError(RuntimeError):
+    """A script said no; its message says why."""
+
+
+@dataclass(frozen=True)
+class Addon:
+    """One server a script starts, stops and reports on.
+
+    Attributes:
+        name: how the stack calls it (``prometheus``, ``zookeeper``).
+        script: its ``deploy/*.sh`` script.
+        env: the script's settings (state dir, ports, token).
+        url: where it answers.
+    """
+
+    name: str
+    script: Path
+    env: dict[str, str]
+    url: str
+
+    def run(self, command: str) -> str:
+        """``script command``; its output.
+
+        Raises:
+            AddonError: the script failed.
+        """
+        done = subprocess.run(
+            [str(self.script), command],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise AddonError(f"{self.script.name} {command}: {done.stderr.strip()[-1500:]}")
+        return done.stdout
+
+    def is_up(self) -> bool:
+        """True when the script reports its server up."""
+        try:
+            out = self.run("status")
+        except AddonError:
+            return False
+        return any(": up" in line or line.strip().startswith("up") for line in out.splitlines())
+
+
+def monitoring(config: StackConfig, token: str) -> Addon:
+    """The stack's Prometheus: our config and rules, the stack manager's targets."""
+    port = int(os.environ.get("RAYLINE_PROMETHEUS_PORT", "59090"))
+    return Addon(
+        name="prometheus",
+        script=MONITORING_SCRIPT,
+        env={
+            "RAYLINE_HOME": str(config.rayline_home),
+            "RAYLINE_MONITORING_DIR": str(config.state_dir / "monitoring"),
+            "RAYLINE_PROMETHEUS_PORT": str(port),
+            "RAYLINE_PROMETHEUS_SD_DIR": str(config.rayline_home / "prometheus" / "targets"),
+            "RAYLINE_API_TOKEN": token,
+        },
+        url=f"http://127.0.0.1:{port}",
+    )
+
+
+def zookeeper(config: StackConfig) -> Addon:
+    """The stack's ZooKeeper (standalone, loopback) for coordinated managers."""
+    port = int(os.environ.get("RAYLINE_ZK_PORT", "52181"))
+    return Addon(
+        name="zookeeper",
+        script=ZOOKEEPER_SCRIPT,
+        env={"RAYLINE_SERVICES_DIR": str(config.services_dir), "RAYLINE_ZK_PORT": str(port)},
+        url=f"127.0.0.1:{port}",
+    )

@@ -1,0 +1,100 @@
+"""The stack's optional servers: their scripts' settings, and how the stack uses them.
+
+The scripts themselves are replaced by small shell stand-ins that record their
+calls; the real ones run in the stack's end-to-end test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+from pathlib import Path
+
+import pytest
+
+from rayline.stack import addons
+from rayline.stack.config import StackConfig, load_secrets
+from rayline.stack.stack import Stack
+
+
+def _config(tmp_path: Path, *, coordination: bool = False) -> StackConfig:
+    services = tmp_path / "services"
+    services.mkdir(exist_ok=True)
+    (services / "services.env").write_text(
+        "export RAYLINE_PG_URL=postgresql+psycopg://rayline:pgpw@127.0.0.1:55432/rayline\n"
+        "export RAYLINE_S3_ENDPOINT_URL=http://127.0.0.1:59000\n"
+        "export RAYLINE_S3_ACCESS_KEY_ID=key\n"
+        "export RAYLINE_S3_SECRET_ACCESS_KEY=s3secret\n"
+        "export DOCKER_HOST=unix:///x/docker.sock\n"
+    )
+    return StackConfig(
+        state_dir=tmp_path / "stack", services_dir=services, pg_port=55432, s3_port=59000,
+        manager_port=18775, airflow_port=18080, database="rl_meta", airflow_database="af_meta",
+        bucket="bkt", coordination=coordination,
+    )  # fmt: skip
+
+
+def _stand_in(tmp_path: Path, name: str, status_up: bool) -> Path:
+    """A script that logs its calls; ``status`` says up or down."""
+    script = tmp_path / name
+    log = tmp_path / f"{name}.calls"
+    state = "up" if status_up else "down"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$1 $RAYLINE_MONITORING_DIR $RAYLINE_ZK_PORT" >> {log}\n'
+        f'if [ "$1" = status ]; then echo "x: {state}"; [ {state} = up ] || exit 3; fi\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def test_prometheus_reads_the_stack_managers_targets_with_its_token(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    addon = addons.monitoring(config, "tok")
+    assert addon.env["RAYLINE_PROMETHEUS_SD_DIR"] == str(
+        config.rayline_home / "prometheus" / "targets"
+    )
+    assert addon.env["RAYLINE_MONITORING_DIR"] == str(config.state_dir / "monitoring")
+    assert addon.env["RAYLINE_API_TOKEN"] == "tok"
+    assert addon.url == "http://127.0.0.1:59090"
+
+
+def test_coordination_names_zookeeper_in_the_managers_environment(tmp_path: Path) -> None:
+    stack = Stack(_config(tmp_path, coordination=True))
+    env = stack._environment(load_secrets(tmp_path / "stack"))
+    assert env["RAYLINE_ZOOKEEPER_HOSTS"] == "127.0.0.1:52181"
+    plain = Stack(_config(tmp_path))
+    assert "RAYLINE_ZOOKEEPER_HOSTS" not in plain._environment(load_secrets(tmp_path / "stack"))
+
+
+def test_an_addon_is_started_once_and_stopped_only_when_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = Stack(_config(tmp_path))
+    load_secrets(tmp_path / "stack")
+    down = _stand_in(tmp_path, "mon-down.sh", status_up=False)
+    addon = dataclasses.replace(addons.monitoring(stack.config, "t"), script=down)
+
+    stack._up_addon(addon, required=False)
+    assert "prometheus" in stack._state()["started_addons"]
+    calls = (tmp_path / "mon-down.sh.calls").read_text().split("\n")
+    assert [c.split(" ")[0] for c in calls if c] == ["status", "up"]
+
+    running = dataclasses.replace(addon, script=_stand_in(tmp_path, "mon-up.sh", status_up=True))
+    stack._up_addon(running, required=False)  # already up: not started again
+    assert (tmp_path / "mon-up.sh.calls").read_text().split()[0] == "status"
+
+
+def test_a_failing_optional_addon_only_warns(tmp_path: Path) -> None:
+    lines: list[str] = []
+    stack = Stack(_config(tmp_path), report=lines.append)
+    load_secrets(tmp_path / "stack")
+    broken = tmp_path / "broken.sh"
+    broken.write_text("#!/bin/sh\necho 'port 59090 is taken' >&2\nexit 1\n")
+    broken.chmod(broken.stat().st_mode | stat.S_IXUSR)
+    addon = dataclasses.replace(addons.monitoring(stack.config, "t"), script=broken)
+
+    stack._up_addon(addon, required=False)
+
+    assert any("prometheus not started" in line and "59090 is taken" in line for line in lines)
+    assert "prometheus" not in stack._state().get("started_addons", [])
