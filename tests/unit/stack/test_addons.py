@@ -15,23 +15,11 @@ import pytest
 from rayline.stack import addons
 from rayline.stack.config import StackConfig, load_secrets
 from rayline.stack.stack import Stack
+from tests.unit.stack.helpers import stack_config
 
 
 def _config(tmp_path: Path, *, coordination: bool = False) -> StackConfig:
-    services = tmp_path / "services"
-    services.mkdir(exist_ok=True)
-    (services / "services.env").write_text(
-        "export RAYLINE_PG_URL=postgresql+psycopg://rayline:pgpw@127.0.0.1:55432/rayline\n"
-        "export RAYLINE_S3_ENDPOINT_URL=http://127.0.0.1:59000\n"
-        "export RAYLINE_S3_ACCESS_KEY_ID=key\n"
-        "export RAYLINE_S3_SECRET_ACCESS_KEY=s3secret\n"
-        "export DOCKER_HOST=unix:///x/docker.sock\n"
-    )
-    return StackConfig(
-        state_dir=tmp_path / "stack", services_dir=services, pg_port=55432, s3_port=59000,
-        manager_port=18775, airflow_port=18080, database="rl_meta", airflow_database="af_meta",
-        bucket="bkt", coordination=coordination,
-    )  # fmt: skip
+    return stack_config(tmp_path, coordination=coordination)
 
 
 def _stand_in(tmp_path: Path, name: str, status_up: bool) -> Path:

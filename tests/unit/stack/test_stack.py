@@ -8,32 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rayline.stack.config import StackConfig, load_secrets
+from rayline.stack.config import load_secrets
 from rayline.stack.stack import Stack
+from tests.unit.stack.helpers import stack_config
 
 
 def _stack(tmp_path: Path) -> Stack:
-    services = tmp_path / "services"
-    services.mkdir()
-    (services / "services.env").write_text(
-        "export RAYLINE_PG_URL=postgresql+psycopg://rayline:pgpw@127.0.0.1:55432/rayline\n"
-        "export RAYLINE_S3_ENDPOINT_URL=http://127.0.0.1:59000\n"
-        "export RAYLINE_S3_ACCESS_KEY_ID=key\n"
-        "export RAYLINE_S3_SECRET_ACCESS_KEY=s3secret\n"
-        "export DOCKER_HOST=unix:///x/docker.sock\n"
-    )
-    config = StackConfig(
-        state_dir=tmp_path / "stack",
-        services_dir=services,
-        pg_port=55432,
-        s3_port=59000,
-        manager_port=18775,
-        airflow_port=18080,
-        database="rl_meta",
-        airflow_database="af_meta",
-        bucket="bkt",
-    )
-    return Stack(config)
+    return Stack(stack_config(tmp_path))
 
 
 def test_processes_get_the_stack_settings_and_none_of_the_callers_airflow(
