@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 
-from rayline.config import get_settings
-from rayline.metadata.db import create_engine_for
 from rayline.metadata.enums import WorkflowStatus
-from rayline.metadata.migrate import upgrade
 from rayline.orchestration import recording
 from rayline.orchestration.progress import StepEvent, StepFollower
 from tests.unit.orchestration.fakes import DAG_ID, RUN_ID, FakeTI
@@ -21,18 +15,6 @@ from tests.unit.orchestration.fakes import DAG_ID, RUN_ID, FakeTI
 
 class Task:
     """Only its type name is recorded."""
-
-
-@pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'rayline.db'}"
-    upgrade(url)
-    monkeypatch.setenv("RAYLINE_DATABASE_URL", url)
-    get_settings.cache_clear()
-    engine = create_engine_for(url)
-    yield engine
-    engine.dispose()
-    get_settings.cache_clear()
 
 
 def _context(ti: FakeTI, **extra: Any) -> dict[str, Any]:
