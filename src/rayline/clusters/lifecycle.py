@@ -4,6 +4,11 @@ One background loop per manager. Each pass probes every READY or UNHEALTHY
 cluster, moves it between READY and UNHEALTHY, fails the ones whose processes
 died (and cleans them), and reaps clusters past their TTL or idle timeout, except
 a serving cluster that still backs a registered endpoint.
+
+With several replicas (coordination, issue 8) only the leader runs it. A cluster
+records its ``owner``, the replica provisioning or terminating it: reconciliation
+leaves a cluster to a live owner, and the leader takes over the clusters of an
+owner that is gone (on election, and on every pass after that).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from datetime import datetime
 from rayline.clusters.backends.base import ClusterBackend
 from rayline.clusters.metrics import ManagerMetrics
 from rayline.clusters.provisioner import Provisioner
-from rayline.clusters.service import ClusterService
+from rayline.clusters.service import LIVE_STATES, ClusterService
 from rayline.config import Settings
+from rayline.coordination import Coordinator
 from rayline.metadata.enums import ClusterState
 from rayline.metadata.models import Cluster
 from rayline.metadata.types import utcnow
@@ -24,6 +30,9 @@ from rayline.metadata.types import utcnow
 __all__ = ["LifecycleManager"]
 
 log = logging.getLogger(__name__)
+
+# coordination (issue 8): states in which the owner's provisioner is working on it.
+_IN_PROGRESS = (ClusterState.PENDING, ClusterState.PROVISIONING, ClusterState.TERMINATING)
 
 
 class LifecycleManager:
@@ -81,6 +90,7 @@ class LifecycleManager:
         for cluster in watched:
             if self._check_health(cluster, now):
                 self._check_expiry(cluster, backing, now)
+        self._take_over_orphans()  # coordination (issue 8)
         self._publish_counts()
 
     def _publish_counts(self) -> None:
@@ -149,28 +159,85 @@ class LifecycleManager:
 
     # ------------------------------------------------------------ restart
     def reconcile(self) -> None:
-        """After a (re)start: adopt live clusters, finish interrupted work, clean the lost."""
-        for cluster in self._service.list_clusters(limit=100_000):
-            state = ClusterState(cluster.state)
-            if state == ClusterState.TERMINATING:
-                self._provisioner.terminate(cluster.id)
-            elif state == ClusterState.PENDING:
-                self._provisioner.provision(cluster.id)
-            elif state in (ClusterState.PROVISIONING, ClusterState.READY, ClusterState.UNHEALTHY):
-                self._adopt(cluster, state)
+        """After a (re)start: adopt live clusters, finish interrupted work, clean the lost.
 
-    def _adopt(self, cluster: Cluster, state: ClusterState) -> None:
+        coordination (issue 8): a cluster another live replica is provisioning or
+        terminating is left to it (see `_left_to_owner`); the rest are taken over.
+        """
+        for cluster in self._service.list_clusters(limit=100_000):
+            if ClusterState(cluster.state).is_terminal():
+                continue
+            if self._left_to_owner(cluster):
+                log.info(
+                    "cluster %s: %s by live replica %s, left to it",
+                    cluster.id,
+                    cluster.state,
+                    cluster.owner,
+                )
+                continue
+            self._take_over(cluster, "after manager restart")
+
+    # coordination (issue 8) ------------------------------------- ownership
+    @property
+    def _coordinator(self) -> Coordinator:
+        return self._service.coordinator
+
+    def _left_to_owner(self, cluster: Cluster) -> bool:
+        """Whether a live replica is still working on the cluster: then leave it alone.
+
+        Another replica counts while it is a member (single manager: never); this
+        one only for the work its own provisioner threads are doing (leadership can
+        come back to a replica that never stopped).
+        """
+        owner = cluster.owner
+        if owner is None:
+            return False
+        if owner == self._coordinator.identifier:
+            return ClusterState(cluster.state) in _IN_PROGRESS
+        return self._coordinator.member_alive(owner)
+
+    def _take_over_orphans(self) -> None:
+        """Take over the clusters whose owner replica died since the last pass."""
+        if not self._coordinator.enabled:
+            return  # alone, nothing is orphaned after the start-up reconciliation
+        alive: dict[str, bool] = {}  # one ZooKeeper read per owner and pass
+        for state in (*LIVE_STATES, ClusterState.TERMINATING):
+            for cluster in self._service.list_clusters(state=state, limit=100_000):
+                owner = cluster.owner
+                if owner is None:
+                    continue
+                if owner not in alive:
+                    alive[owner] = self._coordinator.member_alive(owner)
+                if not alive[owner]:
+                    log.warning(
+                        "cluster %s: its owner %s is gone; taking it over in %s",
+                        cluster.id,
+                        owner,
+                        state,
+                    )
+                    self._take_over(cluster, f"from replica {owner}, which is gone")
+
+    def _take_over(self, cluster: Cluster, why: str) -> None:
+        """Become the cluster's owner and finish what its owner was doing."""
+        self._service.update(cluster.id, owner=self._coordinator.identifier)
+        state = ClusterState(cluster.state)
+        if state == ClusterState.TERMINATING:
+            self._provisioner.terminate(cluster.id)
+        elif state == ClusterState.PENDING:
+            self._provisioner.provision(cluster.id)
+        else:  # PROVISIONING, READY, UNHEALTHY
+            self._adopt(cluster, state, why)
+
+    def _adopt(self, cluster: Cluster, state: ClusterState, why: str) -> None:
         handle = (
             self._backend.load_handle(cluster.backend_handle) if cluster.backend_handle else None
         )
         if handle is not None and self._backend.adopt(handle):
-            log.info("cluster %s: re-adopted in %s after manager restart", cluster.id, state)
-            self._service.update(
-                cluster.id, state_reason=f"re-adopted after manager restart ({state})"
-            )
+            log.info("cluster %s: re-adopted in %s %s", cluster.id, state, why)
+            self._service.update(cluster.id, state_reason=f"re-adopted {why} ({state})")
             self._count("adopted")
             if state == ClusterState.PROVISIONING:
                 self._provisioner.resume(cluster.id)
             return
-        self._provisioner.fail(cluster.id, "lost: its processes were gone after a manager restart")
+        self._provisioner.fail(cluster.id, f"lost: its processes were gone {why}")
         self._count("lost")

@@ -77,7 +77,10 @@ class ManagerRuntime:
 
     def stop(self) -> None:
         """Stop background work; running clusters stay up and are re-adopted later."""
-        self.coordinator.stop()  # coordination (issue 8): hand leadership over at once
         self.lifecycle.stop()
+        # coordination (issue 8): finish the Ray starts in flight (their handles get
+        # stored) while our member node still says we own those clusters; then leave,
+        # and the next leader takes over what we were provisioning or terminating.
         self.provisioner.shutdown()
+        self.coordinator.stop()
         self.engine.dispose()

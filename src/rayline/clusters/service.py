@@ -111,6 +111,7 @@ class ClusterService:
                 idle_timeout_seconds=spec.idle_timeout_seconds,
                 nodes=[],
                 backend_handle={},
+                owner=self.coordinator.identifier,  # coordination (issue 8): we provision it
             )
             session.add(cluster)
             session.flush()
@@ -196,7 +197,10 @@ class ClusterService:
         Returns:
             The cluster and whether this call started its termination.
         """
-        started = self.move(cluster_id, ClusterState.TERMINATING, reason)
+        # coordination (issue 8): the caller tears it down, so it becomes the owner.
+        started = self.move(
+            cluster_id, ClusterState.TERMINATING, reason, owner=self.coordinator.identifier
+        )
         return self.get(cluster_id), started
 
     def wait_for(self, cluster_id: str, state: ClusterState, timeout: float) -> Cluster:

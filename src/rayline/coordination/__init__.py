@@ -17,6 +17,7 @@ from rayline.coordination.base import (
     LocalCoordinator,
     RegistrySnapshot,
     ServiceEntry,
+    new_member_id,
 )
 
 __all__ = [
@@ -27,13 +28,14 @@ __all__ = [
     "RegistrySnapshot",
     "ServiceEntry",
     "create_coordinator",
+    "new_member_id",
 ]
 
 
 def create_coordinator(settings: Settings) -> Coordinator:
     """ZooKeeper coordination when ``zookeeper_hosts`` is set, else a single manager."""
     if not settings.zookeeper_hosts:
-        return LocalCoordinator()
+        return LocalCoordinator(new_member_id(settings.api_port))
     from rayline.coordination.zookeeper import ZooKeeperCoordinator
 
     return ZooKeeperCoordinator(settings)

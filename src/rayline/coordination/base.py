@@ -8,6 +8,9 @@ same interface on ZooKeeper for two or more replicas.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -22,7 +25,18 @@ __all__ = [
     "LocalCoordinator",
     "RegistrySnapshot",
     "ServiceEntry",
+    "new_member_id",
 ]
+
+
+def new_member_id(port: int | None = None) -> str:
+    """A replica's member id: ``host:port:pid-<random>``, never reused by a later process.
+
+    Clusters record it as their ``owner``; the random part keeps a restarted process
+    that got the same pid (pid 1 in a container) from passing for its predecessor.
+    """
+    where = socket.gethostname() if port is None else f"{socket.gethostname()}:{port}"
+    return f"{where}:{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class CoordinationUnavailableError(RuntimeError):
@@ -89,6 +103,8 @@ class Coordinator(ABC):
     """Leadership, locks, registration and shared settings for one manager."""
 
     enabled: bool = False
+    #: This replica's member id (see `new_member_id`), recorded as a cluster's owner.
+    identifier: str
 
     @abstractmethod
     def start(self, snapshot: Callable[[], RegistrySnapshot]) -> None:
@@ -107,6 +123,10 @@ class Coordinator(ABC):
         """A context manager held across every replica (``name`` like ``cluster-quota``)."""
 
     @abstractmethod
+    def member_alive(self, identifier: str) -> bool:
+        """Whether the replica with this member id still runs (and owns its clusters)."""
+
+    @abstractmethod
     def registry_changed(self) -> None:
         """Something live changed: bring the registered entries up to date soon."""
 
@@ -118,7 +138,8 @@ class Coordinator(ABC):
 class LocalCoordinator(Coordinator):
     """One manager alone: always leader, locks inside this process, no registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, identifier: str | None = None) -> None:
+        self.identifier = identifier or new_member_id()
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._on_revoked: Callable[[], None] | None = None
@@ -144,6 +165,10 @@ class LocalCoordinator(Coordinator):
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             yield
+
+    def member_alive(self, identifier: str) -> bool:
+        """Alone, any other owner is an earlier run of this manager: gone."""
+        return identifier == self.identifier
 
     def registry_changed(self) -> None:
         """No registry without ZooKeeper: discovery reads the metadata store."""

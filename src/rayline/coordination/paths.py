@@ -29,6 +29,11 @@ class Paths:
         return f"{self.root}/election/lifecycle"
 
     @property
+    def members(self) -> str:
+        """Parent of one ephemeral node per live manager replica (named by member id)."""
+        return f"{self.root}/members"
+
+    @property
     def config(self) -> str:
         """The shared configuration (JSON)."""
         return f"{self.root}/config"
@@ -40,6 +45,10 @@ class Paths:
     def service(self, model: str, version: int) -> str:
         """The live endpoints of one model version."""
         return f"{self.services}/{model}/{version}"
+
+    def member(self, identifier: str) -> str:
+        """One live replica; clusters it owns are left to it while this node exists."""
+        return f"{self.members}/{identifier}"
 
     def lock(self, name: str) -> str:
         """A distributed lock (kazoo ``Lock``)."""

@@ -10,6 +10,10 @@
   line with the metadata store on every change this replica makes and, on the
   leader, every reaper interval (so entries of a dead owner come back).
 - Shared config (kazoo ``DataWatch`` on ``/rayline/config``), applied in place.
+- Membership: an ephemeral ``/rayline/members/<member id>`` per replica. A cluster
+  records the member id of the replica provisioning or terminating it (``owner``);
+  the leader leaves such a cluster alone while that node exists and takes it over
+  once it is gone (`rayline.clusters.lifecycle`).
 
 Degraded mode: when ZooKeeper cannot be reached the manager keeps answering
 reads from Postgres, stops leading, refuses writes that need a distributed lock
@@ -22,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -47,6 +49,7 @@ from rayline.coordination.base import (
     CoordinationUnavailableError,
     Coordinator,
     RegistrySnapshot,
+    new_member_id,
 )
 from rayline.coordination.paths import Paths
 from rayline.coordination.shared_config import SharedConfigApplier, decode
@@ -95,7 +98,7 @@ class ZooKeeperCoordinator(Coordinator):
     ) -> None:
         self._settings = settings
         self.paths = Paths(settings.zookeeper_root.rstrip("/") or "/rayline")
-        self.identifier = identifier or f"{socket.gethostname()}:{settings.api_port}:{os.getpid()}"
+        self.identifier = identifier or new_member_id(settings.api_port)
         self.client = client or connect(settings)
         self.config = SharedConfigApplier(settings)
         self._state = "connecting"
@@ -106,6 +109,7 @@ class ZooKeeperCoordinator(Coordinator):
         self._sync_wanted = threading.Event()
         self._connected = threading.Event()
         self._watching_config = False
+        self._member_session: int | None = None  # session that holds our member node
         self._snapshot: Callable[[], RegistrySnapshot] | None = None
         self._election: Any = None
         self._threads: list[threading.Thread] = []
@@ -123,6 +127,9 @@ class ZooKeeperCoordinator(Coordinator):
                 "not leading, refusing locked writes until it does",
                 self._settings.zookeeper_hosts,
             )
+        else:
+            with contextlib.suppress(KazooException, KazooTimeoutError):
+                self._ensure_member()  # else the registry thread does it
         self._spawn("coordination-registry", self._registry_loop)
 
     def stop(self) -> None:
@@ -237,6 +244,36 @@ class ZooKeeperCoordinator(Coordinator):
                 except KazooException:
                     self._stopping.wait(0.2)
 
+    # ------------------------------------------------------------ membership
+    def _ensure_member(self) -> None:
+        """Create our ephemeral member node once per session (a new session lost it)."""
+        session = self.client.client_id[0] if self.client.client_id else None
+        if session is None or session == self._member_session:
+            return
+        path = self.paths.member(self.identifier)
+        body = _dump({"identifier": self.identifier, "api_port": self._settings.api_port})
+        try:
+            self.client.create(path, body, ephemeral=True, makepath=True)
+        except NodeExistsError:
+            stat = self.client.exists(path)
+            if stat is not None and stat.ephemeralOwner != session:
+                # Left by our previous session, which the server has not expired yet.
+                with contextlib.suppress(NoNodeError):
+                    self.client.delete(path)
+                self.client.create(path, body, ephemeral=True, makepath=True)
+        self._member_session = session
+
+    def member_alive(self, identifier: str) -> bool:
+        """True while the replica's member node exists (and when that cannot be told)."""
+        if identifier == self.identifier:
+            return True
+        if self.degraded:
+            return True  # unknown: leave its clusters alone (we do not lead now anyway)
+        try:
+            return self.client.exists(self.paths.member(identifier)) is not None
+        except (KazooException, KazooTimeoutError):
+            return True
+
     # ------------------------------------------------------------ locks
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -245,6 +282,8 @@ class ZooKeeperCoordinator(Coordinator):
             raise CoordinationUnavailableError(name, self._state)
         lock = self.client.Lock(self.paths.lock(name), self.identifier)
         try:
+            # What we create under a lock (a cluster) names us as owner: be a member first.
+            self._ensure_member()
             lock.acquire(timeout=_LOCK_TIMEOUT_SECONDS)
         except (LockTimeout, KazooException, KazooTimeoutError) as exc:
             raise CoordinationUnavailableError(name, self._state) from exc
@@ -269,6 +308,7 @@ class ZooKeeperCoordinator(Coordinator):
             if self._stopping.is_set() or not self._connected.is_set():
                 continue
             try:
+                self._ensure_member()
                 self._watch_config()
                 self._refresh_leader_id()
                 if wanted or self._leader:

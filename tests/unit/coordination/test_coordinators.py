@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from rayline.coordination import (
     RegistrySnapshot,
     ServiceEntry,
     create_coordinator,
+    new_member_id,
 )
 from rayline.coordination.zookeeper import ZooKeeperCoordinator
 from tests.unit.coordination.fakes import FakeZooKeeper
@@ -129,3 +132,40 @@ def test_shared_defaults_fill_only_what_the_request_left_unset(
     spec = ClusterCreate(name="x", purpose="training", **fields)
     filled = service._with_shared_defaults(spec)
     assert (filled.ttl_seconds, filled.idle_timeout_seconds) == expected
+
+
+def test_each_replica_is_a_member_while_its_session_lives() -> None:
+    zk = FakeZooKeeper(session=1)
+    a = coordinator_on(zk, [RegistrySnapshot([], [])])
+    a._ensure_member()
+    members = f"{ROOT}/members"
+    assert zk.get_children(members) == ["test"]
+    assert zk.exists(f"{members}/test").ephemeralOwner == 1  # type: ignore[union-attr]
+    writes = zk.writes
+    a._ensure_member()
+    assert zk.writes == writes  # once per session
+
+    assert a.member_alive("test")
+    assert not a.member_alive("another:8765:1-abcdef")
+    zk.create(f"{members}/another:8765:1-abcdef", b"{}", ephemeral=True)
+    assert a.member_alive("another:8765:1-abcdef")
+
+    zk.expire(1)  # our session ended; the next one must register again
+    zk.session, zk.client_id = 2, (2, b"")
+    assert not a.member_alive("another:8765:1-abcdef")
+    a._ensure_member()
+    assert zk.exists(f"{members}/test").ephemeralOwner == 2  # type: ignore[union-attr]
+
+
+def test_membership_unknown_while_degraded_leaves_clusters_to_their_owner() -> None:
+    coordinator = coordinator_on(FakeZooKeeper(connected=False), [RegistrySnapshot([], [])])
+    assert coordinator.member_alive("anyone")
+
+
+def test_member_ids_name_host_port_and_process_and_are_never_reused() -> None:
+    first, second = new_member_id(8765), new_member_id(8765)
+    assert first != second
+    host, port, rest = first.split(":")
+    assert host == socket.gethostname()
+    assert port == "8765" and rest.startswith(f"{os.getpid()}-")
+    assert LocalCoordinator().member_alive(first) is False
