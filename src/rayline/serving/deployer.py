@@ -8,6 +8,11 @@ keep answering for a short grace period (clients that looked them up just
 before the switch), then drain and stop. A new version that fails at any step
 is stopped and recorded FAILED; what served before goes on serving.
 
+With ZooKeeper configured (``RAYLINE_ZOOKEEPER_HOSTS``), a deploy or rollback
+holds the model's ``deploy-<model>`` lock from choosing the version to retiring
+the old one, so two concurrent deploys of one model, from any hosts, run one after
+the other and never leave two versions LIVE (issue 8).
+
 Example:
     >>> deployer = Deployer(settings=settings, engine=engine, manager=client)  # doctest: +SKIP
     >>> deployment = deployer.deploy("iris@champion", port=8500)  # doctest: +SKIP
@@ -22,7 +27,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +57,10 @@ if TYPE_CHECKING:
 __all__ = ["Deployer", "resolve_version", "split_artifact_uri", "wait_until_healthy"]
 
 log = logging.getLogger(__name__)
+
+# coordination (issue 8): how long a deploy waits for another deploy of its model
+# (one that builds an image may take many minutes).
+_DEPLOY_LOCK_TIMEOUT_SECONDS = 3600.0
 
 
 def resolve_version(engine: Engine, ref: ModelRef) -> ModelVersion:
@@ -153,6 +162,7 @@ class Deployer:
         self.labels = dict(labels or {})
         self.progress = progress
         self._runtimes: dict[DeploymentMode, ServingRuntime] = dict(runtimes or {})
+        self._locked: set[str] = set()  # models whose deploy lock this deployer holds
 
     @property
     def mode(self) -> DeploymentMode:
@@ -195,10 +205,22 @@ class Deployer:
         Raises:
             ModelNotFoundError, ModelVersionNotFoundError, AliasNotFoundError: Unknown model.
             DeploymentFailedError: Fetching, verifying, starting or the health
-                check failed; the deployment is FAILED and nothing of it runs.
+                check failed; the deployment is FAILED and nothing of it runs. Or
+                the model's deploy lock could not be taken (ZooKeeper down).
             PortInUseError: ``port`` is taken.
         """
         parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
+        with self._model_lock(parsed.name):  # coordination (issue 8): the whole update
+            return self._deploy(parsed, port, cluster_id, spec, workflow_run_id)
+
+    def _deploy(
+        self,
+        parsed: ModelRef,
+        port: int | None,
+        cluster_id: str | None,
+        spec: ServingSpec | None,
+        workflow_run_id: int | None,
+    ) -> Deployment:
         version = resolve_version(self.engine, parsed)
         store_uri, version_id = split_artifact_uri(version.artifact_uri, version.model_name)
         served = ServedModel(
@@ -341,6 +363,39 @@ class Deployer:
         )
         self.progress(f"deployment {row.id} FAILED: {detail.splitlines()[0]}")
 
+    @contextlib.contextmanager
+    def _model_lock(self, model: str) -> Iterator[None]:
+        """coordination (issue 8): hold ``deploy-<model>`` across replicas and hosts.
+
+        Re-entrant within this deployer (a rollback deploys under its own lock).
+        """
+        if model in self._locked:
+            yield
+            return
+        from rayline.coordination import CoordinationUnavailableError
+        from rayline.coordination.locks import LockHeldError, held_lock
+
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(
+                    held_lock(
+                        self.settings,
+                        f"deploy-{model}",
+                        timeout=_DEPLOY_LOCK_TIMEOUT_SECONDS,
+                        waiting=self.progress,
+                        holder=f"deploying {model}",
+                    )
+                )
+            except (CoordinationUnavailableError, LockHeldError) as err:
+                raise DeploymentFailedError(
+                    f"not deploying {model}: {err}; nothing was started, what serves goes on"
+                ) from err
+            self._locked.add(model)
+            try:
+                yield
+            finally:
+                self._locked.discard(model)
+
     # ------------------------------------------------------------------ retire
 
     def _retire_others(self, live: Deployment) -> None:
@@ -392,6 +447,17 @@ class Deployer:
             DeploymentFailedError: Nothing of ``model`` is live, or no other
                 version was served before.
         """
+        with self._model_lock(model):  # coordination (issue 8): choose under the lock too
+            return self._rollback(model, port, cluster_id, spec, workflow_run_id)
+
+    def _rollback(
+        self,
+        model: str,
+        port: int | None,
+        cluster_id: str | None,
+        spec: ServingSpec | None,
+        workflow_run_id: int | None,
+    ) -> Deployment:
         live = records.list_deployments(
             self.engine, model=model, statuses=(DeploymentStatus.LIVE,), limit=1
         )

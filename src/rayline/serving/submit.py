@@ -46,6 +46,11 @@ _SERVING_SETTINGS = (
     "serving_start_timeout_seconds",
     "serving_switch_grace_seconds",
 )
+_COORDINATION_SETTINGS = (
+    "zookeeper_hosts",
+    "zookeeper_root",
+    "zookeeper_session_timeout_seconds",
+)
 _READY_TIMEOUT_SECONDS = 600.0
 
 
@@ -74,6 +79,9 @@ def deploy_env_vars(settings: Settings) -> dict[str, str]:
         env["RAYLINE_API_TOKEN"] = token.get_secret_value()
     for name in _SERVING_SETTINGS:
         env[f"RAYLINE_{name.upper()}"] = str(getattr(settings, name))
+    if settings.zookeeper_hosts:  # coordination (issue 8): the deploy holds the model's lock
+        for name in _COORDINATION_SETTINGS:
+            env[f"RAYLINE_{name.upper()}"] = str(getattr(settings, name))
     if "DOCKER_HOST" in os.environ:
         env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     return env

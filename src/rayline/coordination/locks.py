@@ -1,0 +1,97 @@
+"""ZooKeeper locks taken outside the Cluster Manager: by deploy jobs and CLIs (issue 8).
+
+The manager's own locks go through its `Coordinator`; a deploy runs as a Ray job
+on a serving cluster (or in a CLI) and must hold its model's lock for minutes,
+across the whole update, so it opens a ZooKeeper session of its own::
+
+    with held_lock(settings, "deploy-iris", timeout=1800, waiting=print):
+        ...  # choose the version, start it, switch the endpoint, retire the old one
+
+Without ``RAYLINE_ZOOKEEPER_HOSTS`` it holds nothing (one manager, as before).
+The lock is a kazoo ``Lock`` under ``<root>/locks/<name>``: an ephemeral,
+sequential node per contender, so a holder that dies releases it with its session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from kazoo.exceptions import KazooException, LockTimeout
+from kazoo.handlers.threading import KazooTimeoutError
+
+from rayline.config import Settings
+from rayline.coordination.base import CoordinationUnavailableError
+from rayline.coordination.paths import Paths
+from rayline.coordination.zookeeper import connect
+
+__all__ = ["LockHeldError", "held_lock"]
+
+_CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class LockHeldError(RuntimeError):
+    """Somebody else held the lock for longer than we were willing to wait."""
+
+    def __init__(self, name: str, holder: str, timeout: float) -> None:
+        super().__init__(
+            f"lock {name} is still held by {holder or 'another holder'} after {timeout:g}s"
+        )
+        self.name = name
+        self.holder = holder
+
+
+@contextmanager
+def held_lock(
+    settings: Settings,
+    name: str,
+    *,
+    timeout: float,
+    waiting: Callable[[str], None] | None = None,
+    holder: str = "",
+) -> Iterator[None]:
+    """Hold lock ``name`` on ZooKeeper for the block; a no-op without ZooKeeper.
+
+    Args:
+        settings: ``zookeeper_hosts``, ``zookeeper_root`` and the session timeout.
+        name: The lock's name (``deploy-<model>``).
+        timeout: Seconds to wait for the current holder.
+        waiting: Told who holds the lock when this call has to wait.
+        holder: What this holder is doing, shown to the ones waiting.
+
+    Raises:
+        CoordinationUnavailableError: ZooKeeper does not answer.
+        LockHeldError: The lock stayed held for ``timeout`` seconds.
+    """
+    if not settings.zookeeper_hosts:
+        yield
+        return
+    client = connect(settings, wait=_CONNECT_TIMEOUT_SECONDS)
+    try:
+        paths = Paths(settings.zookeeper_root.rstrip("/") or "/rayline")
+        identifier = f"{socket.gethostname()}:{os.getpid()} {holder}".strip()
+        lock = client.Lock(paths.lock(name), identifier)
+        holder_now = ""
+        try:
+            if not lock.acquire(blocking=False):
+                holders = lock.contenders()
+                holder_now = holders[0] if holders else "another holder"
+                if waiting is not None:
+                    waiting(f"waiting for lock {name}, held by {holder_now}")
+                if not lock.acquire(timeout=timeout):
+                    raise LockHeldError(name, holder_now, timeout)
+        except LockTimeout as exc:
+            raise LockHeldError(name, holder_now, timeout) from exc
+        except (KazooException, KazooTimeoutError) as exc:
+            raise CoordinationUnavailableError(name, "not answering") from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(KazooException, KazooTimeoutError):
+                lock.release()
+    finally:
+        client.stop()
+        client.close()
