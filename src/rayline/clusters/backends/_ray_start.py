@@ -24,6 +24,11 @@ them now and then, so:
   a start slot while its head is still waiting for one; and
 * this process supervises ``ray start`` in a child and starts it again when it
   fails before the node is up. Afterwards it lives exactly as long as the child.
+
+Start-up CPU: importing Ray's CLI module costs about 5 s of CPU here, 3.6 s of it
+for the plug-in command groups (``ray serve``, ``ray job``, ``ray list``...) that
+``ray start`` never uses; Ray imports each in a ``try`` and goes on without it.
+The ``ray start`` process leaves them out, and the GCS starts that much sooner.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ _STARTED = b"Ray runtime started."
 _ATTEMPTS = 5
 _RETRY_DELAY_SECONDS = 2
 _WAIT_LIMIT_SECONDS = 900
+# CLI plug-ins of ray.scripts.scripts that `ray start` does not use (each optional there).
+_UNUSED_CLI_PLUGINS = (
+    "ray.serve.scripts",
+    "ray.dashboard.modules.job.cli",
+    "ray.util.state.state_cli",
+)
 
 
 def _alive_nodes(dashboard: str) -> int:
@@ -70,6 +81,9 @@ def _wait_for_nodes(dashboard: str, count: int) -> None:
 
 def _run_ray_start(args: list[str]) -> int:
     """Ray's CLI in this process, with loopback addresses kept."""
+    if args[:1] == ["start"]:
+        for module in _UNUSED_CLI_PLUGINS:
+            sys.modules.setdefault(module, None)  # type: ignore[arg-type]  # import -> ImportError
     # Imported here: the supervising process never needs Ray.
     from ray._private import ray_constants, services
     from ray.scripts import scripts
