@@ -1,8 +1,10 @@
 """Provisioning latency of the Cluster Manager against a bare `ray start --head`.
 
-Part 1, alternating in one run: (a) baseline, `ray start --head --block` on free
-ports, then poll the dashboard until GCS is healthy and the job API answers;
-(b) ours, `POST /v1/clusters` (head only) on a running manager, then long-poll
+Part 1, alternating in one run: (a) baseline, Ray's own `ray start --head --block`
+on free ports (kept on loopback), then poll the dashboard until the cluster is
+READY by the manager's definition: GCS healthy, job API answering, the node alive
+(the node registers 3-4 s after the dashboard first answers, and a job cannot run
+before it does); (b) ours, `POST /v1/clusters` (head only) on a running manager, then long-poll
 until READY (GCS healthy, the node alive, job API answering). Medians and the
 ratio ours/baseline are printed; the target is <= 1.10.
 
@@ -37,6 +39,8 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import insert
 
+from rayline.clusters.backends.dashboard import DashboardClient
+from rayline.clusters.backends.errors import BackendUnavailableError
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.schemas import ClusterCreate, ResourceSpec
 from rayline.metadata.db import create_engine_for
@@ -65,18 +69,50 @@ def wait_http(url: str, deadline: float) -> None:
     raise TimeoutError(url)
 
 
+# `ray start` as a user runs it (Ray's whole CLI), except that loopback stays loopback:
+# Ray's CLI rewrites 127.0.0.1 to the host's routable IP (ray-project/ray#26293), and
+# nothing here may bind another address. Our backend applies the same one-line fix.
+_BARE_RAY_START = (
+    "import sys\n"
+    "from ray._private import services\n"
+    "resolve = services.resolve_ip_for_localhost\n"
+    "services.resolve_ip_for_localhost = "
+    "lambda host: '127.0.0.1' if host in ('127.0.0.1', 'localhost') else resolve(host)\n"
+    "from ray.scripts.scripts import main\n"
+    "sys.argv = ['ray', *sys.argv[1:]]\n"
+    "sys.exit(main())\n"
+)
+
+
+def ready(dashboard_url: str) -> bool:
+    """Our READY definition: GCS healthy, the job API answering, the node alive."""
+    with DashboardClient(dashboard_url, timeout=3) as dashboard:
+        if not (dashboard.gcs_healthy()[0] and dashboard.job_api_ok()[0]):
+            return False
+        try:
+            return any(node.alive for node in dashboard.nodes())
+        except BackendUnavailableError:
+            return False
+
+
 def baseline_once(workdir: Path) -> float:
-    """Seconds from `ray start --head` to GCS healthy and job API answering."""
+    """Seconds from a bare `ray start --head` to READY (same checks as the manager's)."""
     temp = Path(tempfile.mkdtemp(prefix="b", dir="/tmp"))
     gcs, dash = free_port(), free_port()
     command = [
-        shutil.which("ray") or "ray", "start", "--head", "--block",
+        sys.executable, "-c", _BARE_RAY_START, "start", "--head", "--block",
         "--node-ip-address=127.0.0.1", f"--port={gcs}", "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dash}", f"--temp-dir={temp}", "--num-cpus=1",
         "--disable-usage-stats",
     ]  # fmt: skip
-    # Same Ray switches as our backend: no usage stats, no token auth (loopback only).
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    # The Ray switches our backend sets too: no usage stats, no token auth (loopback
+    # only), drivers and the dashboard kept on loopback.
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
     started = time.monotonic()
     with (workdir / "baseline.log").open("ab") as log:
         process = subprocess.Popen(
@@ -84,16 +120,14 @@ def baseline_once(workdir: Path) -> float:
         )
     try:
         deadline = started + 180
-        wait_http(f"http://127.0.0.1:{dash}/api/gcs_healthz", deadline)
-        wait_http(f"http://127.0.0.1:{dash}/api/version", deadline)  # job API, as our probe
+        while not ready(f"http://127.0.0.1:{dash}"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"bare ray start not ready after 180 s; see {workdir}")
+            time.sleep(0.1)
         return time.monotonic() - started
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        os.killpg(process.pid, signal.SIGKILL)  # the whole group: nothing of it outlives the run
+        process.wait()
         shutil.rmtree(temp, ignore_errors=True)
 
 
