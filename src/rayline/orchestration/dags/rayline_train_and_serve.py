@@ -1,11 +1,19 @@
 """Train a model on a Ray cluster, then serve it on another: Rayline's main workflow.
 
 ```
-create_training_cluster (setup) -> train -> delete_training_cluster (teardown)
-    -> create_serving_cluster (setup) -> deploy -> verify_endpoint
+create_training_cluster (setup) -> request_serving_cluster (setup) -> train
+    -> delete_training_cluster (teardown)
+train -> create_serving_cluster (setup) -> deploy -> verify_endpoint
     -> delete_serving_cluster_unless_served (teardown) -> record_run
 ```
 
+- The serving cluster is requested as soon as the training cluster is READY and
+  starts while the model trains; ``create_serving_cluster`` takes it over (or
+  requests a new one if it failed) once training succeeded. Provisioning it is
+  then off the critical path (about 10 s of the run on a small host) at the
+  price of holding both clusters while training runs. The house plan's original
+  order (serving cluster requested after the training cluster is gone) costs a
+  whole provisioning; a failed training run deletes the early cluster too.
 - The training cluster is deleted by its teardown whether training succeeded or not.
 - The serving cluster stays up when the endpoint answered (the model stays served
   until `rayline down`); when the deploy or the check failed, its teardown deletes
@@ -144,8 +152,18 @@ with DAG(
     delete_training = DeleteRayClusterOperator(
         task_id="delete_training_cluster", created_by="create_training_cluster", **_RETRYING
     )
+    # Only the request: the cluster starts while the model trains.
+    request_serving = CreateRayClusterOperator(
+        task_id="request_serving_cluster",
+        spec="{{ params.serving_cluster }}",
+        wait_for_ready=False,
+        **_RETRYING,
+    )
     create_serving = CreateRayClusterOperator(
-        task_id="create_serving_cluster", spec="{{ params.serving_cluster }}", **_RETRYING
+        task_id="create_serving_cluster",
+        spec="{{ params.serving_cluster }}",
+        adopt_from="request_serving_cluster",
+        **_RETRYING,
     )
     deploy = DeployModelOperator(
         task_id="deploy",
@@ -164,14 +182,17 @@ with DAG(
     verified = verify_endpoint(deploy.output)  # type: ignore[arg-type]  # resolved at run time
     delete_serving = DeleteRayClusterOperator(
         task_id="delete_serving_cluster_unless_served",
-        created_by="create_serving_cluster",
+        created_by=["request_serving_cluster", "create_serving_cluster"],
         keep_if_succeeded=["verify_endpoint"],
         **_RETRYING,
     )
     recorded = record_run()
 
-    create_training >> train >> delete_training.as_teardown(setups=create_training)
-    # Serve only a model that trained, on a machine the training cluster has left.
-    [train, delete_training] >> create_serving
-    create_serving >> deploy >> verified >> delete_serving.as_teardown(setups=create_serving)
-    [verified, delete_serving] >> recorded
+    # The request goes out right before training (in this order under dag.test() too,
+    # which runs one task at a time), after the training cluster took its start slot.
+    create_training >> request_serving >> train
+    train >> delete_training.as_teardown(setups=create_training)
+    # Serve only a model that trained.
+    train >> create_serving >> deploy >> verified
+    verified >> delete_serving.as_teardown(setups=[request_serving, create_serving])
+    [verified, delete_training, delete_serving] >> recorded

@@ -13,7 +13,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 from pydantic import ValidationError as PydanticValidationError
 
-from rayline.clusters.errors import ClusterFailedError, ClusterManagerError, WaitTimeoutError
+from rayline.clusters.errors import (
+    ClusterFailedError,
+    ClusterManagerError,
+    ClusterNotFoundError,
+    WaitTimeoutError,
+)
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState
 from rayline.orchestration import ids
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
@@ -117,6 +122,10 @@ class CreateRayClusterOperator(BaseOperator):
     :param ready_timeout: seconds to wait for READY.
     :param deferrable: wait in the triggerer instead of on a worker.
     :param poll_interval: seconds between two status checks when deferred.
+    :param adopt_from: the task id of an earlier ``CreateRayClusterOperator`` with
+        ``wait_for_ready=False`` in this DAG run: the first try takes over the
+        cluster it requested (if still alive) instead of requesting one, so the
+        cluster can start while other work runs. Retries request their own.
     """
 
     template_fields: Sequence[str] = ("spec", "name")
@@ -133,6 +142,7 @@ class CreateRayClusterOperator(BaseOperator):
         ready_timeout: float = 600,
         deferrable: bool = False,
         poll_interval: float = 5.0,
+        adopt_from: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -143,6 +153,7 @@ class CreateRayClusterOperator(BaseOperator):
         self.ready_timeout = ready_timeout
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.adopt_from = adopt_from
 
     @cached_property
     def hook(self) -> ClusterManagerHook:
@@ -152,16 +163,18 @@ class CreateRayClusterOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         key = ids.TaskKey.from_context(context)
         spec = build_cluster_spec(self.spec, key=key, name=self.name)
-        self._delete_earlier_tries(key)
-        cluster = self.hook.create_cluster(spec)
-        self.log.info(
-            "Requested %s cluster %s (%s), request id %s: %s",
-            spec.purpose.value,
-            cluster.id,
-            cluster.name,
-            spec.request_id,
-            cluster.state.value,
-        )
+        self._delete_earlier_tries(key, context)
+        cluster = self._adopted(key, context)
+        if cluster is None:
+            cluster = self.hook.create_cluster(spec)
+            self.log.info(
+                "Requested %s cluster %s (%s), request id %s: %s",
+                spec.purpose.value,
+                cluster.id,
+                cluster.name,
+                spec.request_id,
+                cluster.state.value,
+            )
         context["ti"].xcom_push(key="cluster_id", value=cluster.id)
         if not self.wait_for_ready or cluster.state == ClusterState.READY:
             return cluster_summary(cluster, spec)
@@ -208,10 +221,46 @@ class CreateRayClusterOperator(BaseOperator):
         self.log.info("Cluster %s is READY; job API at %s", cluster.id, cluster.job_api_url)
         return cluster
 
-    def _delete_earlier_tries(self, key: ids.TaskKey) -> None:
+    def _early_cluster_id(self, context: Context) -> str | None:
+        if self.adopt_from is None:
+            return None
+        value = context["ti"].xcom_pull(task_ids=self.adopt_from, key="cluster_id")
+        return str(value) if value else None
+
+    def _adopted(self, key: ids.TaskKey, context: Context) -> ClusterPublic | None:
+        """The first try's cluster requested early by ``adopt_from``, while it is alive."""
+        cluster_id = self._early_cluster_id(context)
+        if cluster_id is None or key.try_number > 1:
+            return None
+        try:
+            cluster = self.hook.get_cluster(cluster_id)
+        except ClusterNotFoundError:
+            cluster = None
+        if (
+            cluster is None
+            or cluster.state.is_terminal()
+            or cluster.state == ClusterState.TERMINATING
+        ):
+            self.log.info(
+                "Cluster %s (from %s) has ended: requesting one", cluster_id, self.adopt_from
+            )
+            return None
+        self.log.info(
+            "Taking over cluster %s, requested early by %s: %s",
+            cluster.id,
+            self.adopt_from,
+            cluster.state.value,
+        )
+        return cluster
+
+    def _delete_earlier_tries(self, key: ids.TaskKey, context: Context) -> None:
         """Delete what earlier tries of this task left (they failed, so nobody uses it)."""
         if key.try_number <= 1:
             return
+        early = self._early_cluster_id(context)
+        if early is not None:  # the first try's, taken over from `adopt_from`
+            self.log.info("Deleting cluster %s, which an earlier try took over", early)
+            self.hook.delete_cluster(early)
         earlier = {ids.cluster_request_id(key.with_try(n)) for n in range(1, key.try_number)}
         for cluster in self.hook.live_clusters(ids.run_labels(key)):
             if cluster.request_id in earlier:
@@ -244,8 +293,8 @@ class DeleteRayClusterOperator(BaseOperator):
     Returns (XCom) the ids of the clusters it deleted.
 
     :param cluster_id: a cluster to delete. (templated)
-    :param created_by: the task id of a `CreateRayClusterOperator` whose clusters
-        of this DAG run to delete.
+    :param created_by: the task id (or ids) of `CreateRayClusterOperator` tasks
+        whose clusters of this DAG run to delete.
     :param keep_if_succeeded: task ids; when all of them succeeded in this DAG
         run, delete nothing (e.g. keep a serving cluster whose endpoint answered,
         delete it when the deployment failed).
@@ -262,7 +311,7 @@ class DeleteRayClusterOperator(BaseOperator):
         self,
         *,
         cluster_id: str | None = None,
-        created_by: str | None = None,
+        created_by: str | Sequence[str] | None = None,
         keep_if_succeeded: Sequence[str] = (),
         wait_for_termination: bool = True,
         termination_timeout: float = 180,
@@ -270,10 +319,10 @@ class DeleteRayClusterOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if cluster_id is None and created_by is None:
+        if cluster_id is None and not created_by:
             raise ValueError(f"{self.task_id}: give cluster_id, created_by, or both")
         self.cluster_id = cluster_id
-        self.created_by = created_by
+        self.created_by = [created_by] if isinstance(created_by, str) else list(created_by or ())
         self.keep_if_succeeded = tuple(keep_if_succeeded)
         self.wait_for_termination = wait_for_termination
         self.termination_timeout = termination_timeout
@@ -310,14 +359,11 @@ class DeleteRayClusterOperator(BaseOperator):
 
     def _targets(self, context: Context) -> list[str]:
         targets = [self.cluster_id] if self.cluster_id else []
-        if self.created_by is not None:
-            origin = ids.TaskKey.from_context(context)
+        origin = ids.TaskKey.from_context(context)
+        for task_id in self.created_by:
             labels = ids.run_labels(
                 ids.TaskKey(
-                    dag_id=origin.dag_id,
-                    run_id=origin.run_id,
-                    task_id=self.created_by,
-                    try_number=1,
+                    dag_id=origin.dag_id, run_id=origin.run_id, task_id=task_id, try_number=1
                 )
             )
             targets += [c.id for c in self.hook.live_clusters(labels) if c.id not in targets]

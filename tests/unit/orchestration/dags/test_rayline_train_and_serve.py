@@ -30,6 +30,7 @@ def test_dag_has_the_workflow_tasks() -> None:
         "create_training_cluster",
         "train",
         "delete_training_cluster",
+        "request_serving_cluster",
         "create_serving_cluster",
         "deploy",
         "verify_endpoint",
@@ -43,13 +44,22 @@ def test_dag_has_the_workflow_tasks() -> None:
     ("task_id", "upstream"),
     [
         ("create_training_cluster", set()),
-        ("train", {"create_training_cluster"}),
+        # The serving cluster is requested before training starts (dag.test() runs
+        # one task at a time), so it provisions while the model trains.
+        ("request_serving_cluster", {"create_training_cluster"}),
+        ("train", {"create_training_cluster", "request_serving_cluster"}),
         ("delete_training_cluster", {"create_training_cluster", "train"}),
-        ("create_serving_cluster", {"train", "delete_training_cluster"}),
+        ("create_serving_cluster", {"train"}),
         ("deploy", {"create_serving_cluster"}),
         ("verify_endpoint", {"deploy"}),
-        ("delete_serving_cluster_unless_served", {"create_serving_cluster", "verify_endpoint"}),
-        ("record_run", {"verify_endpoint", "delete_serving_cluster_unless_served"}),
+        (
+            "delete_serving_cluster_unless_served",
+            {"request_serving_cluster", "create_serving_cluster", "verify_endpoint"},
+        ),
+        (
+            "record_run",
+            {"verify_endpoint", "delete_training_cluster", "delete_serving_cluster_unless_served"},
+        ),
     ],
 )
 def test_dependencies(task_id: str, upstream: set[str]) -> None:
@@ -59,6 +69,14 @@ def test_dependencies(task_id: str, upstream: set[str]) -> None:
 def test_clusters_are_setups_and_their_deletions_teardowns() -> None:
     assert _task("create_training_cluster").is_setup
     assert _task("create_serving_cluster").is_setup
+    assert _task("request_serving_cluster").is_setup
+    assert _task("request_serving_cluster").wait_for_ready is False  # type: ignore[attr-defined]
+    assert _task("create_serving_cluster").adopt_from == "request_serving_cluster"  # type: ignore[attr-defined]
+    # The serving teardown deletes what either task started (a failed run leaves none).
+    assert _task("delete_serving_cluster_unless_served").created_by == [  # type: ignore[attr-defined]
+        "request_serving_cluster",
+        "create_serving_cluster",
+    ]
     assert _task("delete_training_cluster").is_teardown
     assert _task("delete_serving_cluster_unless_served").is_teardown
     assert not _task("train").is_setup and not _task("train").is_teardown
@@ -73,6 +91,7 @@ def test_tasks_that_can_recover_retry_with_exponential_backoff() -> None:
         "create_training_cluster",
         "train",
         "delete_training_cluster",
+        "request_serving_cluster",
         "create_serving_cluster",
         "deploy",
         "verify_endpoint",

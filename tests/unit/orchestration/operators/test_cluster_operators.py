@@ -147,6 +147,54 @@ def test_execute_complete_error_deletes_the_cluster_and_raises() -> None:
     assert fake.deleted == ["rc-7"]
 
 
+def _adopting(fake: FakeClusterManagerHook) -> CreateRayClusterOperator:
+    return _create(fake, adopt_from="request_cluster")
+
+
+def _ti_with_early(cluster_id: str, try_number: int = 1) -> FakeTI:
+    ti = FakeTI("create_cluster", try_number=try_number)
+    ti.xcom[("request_cluster", "cluster_id")] = cluster_id
+    return ti
+
+
+def test_adopt_from_takes_over_the_early_cluster_on_the_first_try() -> None:
+    fake = FakeClusterManagerHook()
+    fake.add(make_cluster("rc-early", state=ClusterState.PROVISIONING))
+
+    result = _adopting(fake).execute(context_for(_ti_with_early("rc-early")))
+
+    assert result["cluster_id"] == "rc-early" and result["state"] == "READY"
+    assert fake.specs == []  # nothing new requested
+    assert fake.deleted == []
+
+
+@pytest.mark.parametrize("state", [ClusterState.FAILED, ClusterState.TERMINATING])
+def test_adopt_from_requests_a_cluster_when_the_early_one_ended(state: ClusterState) -> None:
+    fake = FakeClusterManagerHook()
+    fake.add(make_cluster("rc-early", state=state))
+
+    result = _adopting(fake).execute(context_for(_ti_with_early("rc-early")))
+
+    assert result["cluster_id"] != "rc-early" and len(fake.specs) == 1
+
+
+def test_adopt_from_requests_a_cluster_when_the_early_one_is_unknown() -> None:
+    fake = FakeClusterManagerHook()
+    result = _adopting(fake).execute(context_for(_ti_with_early("rc-vanished")))
+    assert result["cluster_id"] == "rc-1" and len(fake.specs) == 1
+
+
+def test_a_retry_of_an_adopting_task_deletes_the_early_cluster_and_requests_its_own() -> None:
+    fake = FakeClusterManagerHook()
+    fake.add(make_cluster("rc-early"))
+
+    result = _adopting(fake).execute(context_for(_ti_with_early("rc-early", try_number=2)))
+
+    assert "rc-early" in fake.deleted
+    assert result["cluster_id"] != "rc-early"
+    assert fake.specs[-1].request_id.endswith("-t2")
+
+
 def test_build_cluster_spec_lets_given_labels_win() -> None:
     spec = build_cluster_spec(SPEC, key=_key("train"), labels={ids.LABEL_TASK: "create_cluster"})
     assert spec.labels[ids.LABEL_TASK] == "create_cluster"
@@ -182,6 +230,20 @@ def test_delete_by_creator_finds_every_try_and_replacement_of_this_run() -> None
 
     assert sorted(deleted) == ["rc-a", "rc-b"]
     assert fake.clusters["rc-other"].state == ClusterState.READY
+
+
+def test_delete_by_several_creators_finds_the_clusters_of_each() -> None:
+    fake = FakeClusterManagerHook()
+    fake.add(make_cluster("rc-early", labels=ids.run_labels(_key("request_serving"))))
+    fake.add(make_cluster("rc-late", labels=ids.run_labels(_key("create_serving"))))
+    fake.add(make_cluster("rc-train", labels=ids.run_labels(_key("create_training"))))
+
+    deleted = _delete(fake, created_by=["request_serving", "create_serving"]).execute(
+        context_for(FakeTI("delete_serving"))
+    )
+
+    assert sorted(deleted) == ["rc-early", "rc-late"]
+    assert fake.clusters["rc-train"].state == ClusterState.READY
 
 
 def test_delete_is_idempotent() -> None:
