@@ -43,8 +43,11 @@ _STATUS_STYLES = {
 def _engine() -> Any:
     from rayline.config import get_settings
     from rayline.metadata import create_engine_for
+    from rayline.metadata.migrate import upgrade
 
-    return create_engine_for(get_settings().database_url)
+    url = get_settings().database_url
+    upgrade(url)  # a fresh RAYLINE_HOME has no tables yet: migrate, as the manager does
+    return create_engine_for(url)
 
 
 def _as_dict(row: Deployment) -> dict[str, Any]:

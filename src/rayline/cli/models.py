@@ -32,8 +32,11 @@ err_console = Console(stderr=True)
 @contextmanager
 def _engine() -> Iterator[Engine]:
     from rayline.config import get_settings
+    from rayline.metadata.migrate import upgrade
 
-    engine = create_engine_for(get_settings().database_url)
+    url = get_settings().database_url
+    upgrade(url)  # a fresh RAYLINE_HOME has no tables yet: migrate, as the manager does
+    engine = create_engine_for(url)
     try:
         yield engine
     except NotFoundError as err:

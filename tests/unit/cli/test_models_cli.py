@@ -72,3 +72,19 @@ def test_unknown_model_and_version(database: str) -> None:
 def test_empty_store(database: str) -> None:
     out = CliRunner().invoke(cli.app, ["list"])
     assert out.exit_code == 0 and "no models registered" in out.output
+
+
+def test_list_on_a_fresh_home_migrates_instead_of_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rayline.cli import deployments
+
+    monkeypatch.setenv("RAYLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.db'}")
+    get_settings.cache_clear()
+    try:
+        models = CliRunner().invoke(cli.app, ["list"])
+        listed = CliRunner().invoke(deployments.app, ["list"])
+    finally:
+        get_settings.cache_clear()
+    assert models.exit_code == 0 and "no models registered yet" in models.output
+    assert listed.exit_code == 0 and "no deployments are active" in listed.output
