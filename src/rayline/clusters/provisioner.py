@@ -137,6 +137,11 @@ class Provisioner:
                 dashboard_url=handle.dashboard_url,
                 job_api_url=handle.job_api_url,
             )
+            if self._service.get(cluster_id).state != ClusterState.PROVISIONING:
+                # Deleted meanwhile through another replica, whose teardown had no
+                # handle yet: stop what this replica just started.
+                self._release(cluster_id, handle_data=handle.to_json())
+                return
         self._await_ready(cluster_id)
 
     def _await_ready(self, cluster_id: str) -> None:
@@ -173,15 +178,25 @@ class Provisioner:
                 return
             time.sleep(_PROBE_INTERVAL_SECONDS)
 
+    def _release(self, cluster_id: str, handle_data: Any) -> None:
+        """Stop the cluster's resources: by its handle, or by its id when none was stored.
+
+        Raises:
+            BackendError: something survived.
+        """
+        if handle_data:
+            self._backend.terminate(self._backend.load_handle(handle_data))
+        else:
+            self._backend.release_unrecorded(cluster_id)
+
     def _terminate(self, cluster_id: str) -> None:
         with self._locks[cluster_id]:
             cluster = self._service.get(cluster_id)
-            if cluster.backend_handle:
-                try:
-                    self._backend.terminate(self._backend.load_handle(cluster.backend_handle))
-                except BackendError as exc:
-                    self._service.move(cluster_id, ClusterState.FAILED, f"teardown failed: {exc}")
-                    return
+            try:
+                self._release(cluster_id, cluster.backend_handle)
+            except BackendError as exc:
+                self._service.move(cluster_id, ClusterState.FAILED, f"teardown failed: {exc}")
+                return
             self._service.move(
                 cluster_id, ClusterState.TERMINATED, "every Ray process stopped, resources released"
             )
@@ -190,8 +205,7 @@ class Provisioner:
         with self._locks[cluster_id]:
             cluster = self._service.get(cluster_id)
             self._service.move(cluster_id, ClusterState.FAILED, reason)
-            if cluster.backend_handle:
-                try:
-                    self._backend.terminate(self._backend.load_handle(cluster.backend_handle))
-                except BackendError:
-                    log.exception("cluster %s: cleanup after failure did not finish", cluster_id)
+            try:
+                self._release(cluster_id, cluster.backend_handle)
+            except BackendError:
+                log.exception("cluster %s: cleanup after failure did not finish", cluster_id)

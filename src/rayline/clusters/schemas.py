@@ -110,6 +110,11 @@ class ClusterPublic(BaseModel):
     ttl_seconds: int
     idle_timeout_seconds: int | None = None
     request_id: str | None = None
+    owner: str | None = Field(
+        default=None,
+        description="The manager replica that provisions or tears down the cluster "
+        "(with coordination on); None for a single manager.",
+    )
     created_at: datetime
     updated_at: datetime
     ready_at: datetime | None = None

@@ -33,6 +33,7 @@ def cluster_public(cluster: Cluster) -> ClusterPublic:
         ttl_seconds=cluster.ttl_seconds or 0,
         idle_timeout_seconds=cluster.idle_timeout_seconds,
         request_id=cluster.request_id,
+        owner=cluster.owner,
         created_at=cluster.created_at,
         updated_at=cluster.updated_at,
         ready_at=cluster.ready_at,

@@ -280,6 +280,18 @@ class ClusterBackend(ABC):
             TeardownError: something survived; calling again retries.
         """
 
+    def release_unrecorded(self, cluster_id: str) -> None:
+        """Stop whatever a provision of ``cluster_id`` started without a stored handle.
+
+        For a cluster whose manager died between starting Ray and recording the
+        handle, or that another replica was starting when it was deleted. Backends
+        that can find a cluster's resources by its id override this; idempotent.
+
+        Raises:
+            TeardownError: something survived; calling again retries.
+        """
+        return None
+
     @abstractmethod
     def adopt(self, handle: ClusterHandle) -> bool:
         """After a manager restart: is this cluster still running and provably ours?"""

@@ -233,6 +233,17 @@ class LocalBackend(ClusterBackend):
                 self._children.pop((node.process.pid, node.process.start_ticks), None)
         log.info("cluster %s: every Ray process stopped, %s removed", handle.cluster_id, temp_dir)
 
+    def release_unrecorded(self, cluster_id: str) -> None:
+        """Stop every process marked with the cluster's temp dir, remove it, free its ports."""
+        temp_dir = self.temp_dir_for(cluster_id)
+        orphans = find_marked(temp_dir, TEMP_DIR_ENV)
+        kill_processes(orphans, signal.SIGTERM)
+        self._stop(temp_dir, [])  # waits, then SIGKILLs what is left
+        _remove_tree(temp_dir)
+        self._ports.release(cluster_id)
+        if orphans:
+            log.info("cluster %s: stopped %d unrecorded Ray process(es)", cluster_id, len(orphans))
+
     def adopt(self, handle: ClusterHandle) -> bool:
         """True when the head's ``ray start`` still runs and is provably this cluster's."""
         data = self._data(handle)
