@@ -3,9 +3,9 @@
 (Good runs, checked with `checks.assert_served_run`, are the fault tests' runs in
 test_train_and_serve_faults.py, and ``make demo``.) When training fails on
 bad input (a dataset that does not exist), the task fails without retrying (the
-job exits 2), the teardown deletes the training cluster, no serving cluster is
-ever requested, the run fails with the reason in the run record, and no cluster
-is left running.
+job exits 2), the teardowns delete the training cluster and the serving cluster
+requested early (it started while the model trained), the run fails with the
+reason in the run record, and no cluster is left running.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def test_failing_training_fails_the_run_and_leaves_no_cluster(manager: ManagerPr
     assert run.state == "failed"
     clusters = manager.client().list_clusters().data
     assert clusters  # (more than one when a cluster failed to start and a retry made another)
-    assert all(c.purpose == "training" for c in clusters)  # serving never requested
+    purposes = [c.purpose for c in clusters]
+    assert "training" in purposes and purposes.count("serving") <= 1  # never taken over
     assert all(c.state.is_terminal() for c in clusters)
     assert_no_ray_left(*(c.id for c in clusters))  # no process, no temp dir
     engine = create_engine_for(get_settings().database_url)
@@ -54,7 +55,8 @@ def test_failing_training_fails_the_run_and_leaves_no_cluster(manager: ManagerPr
             for error in (train.error or "", record.error or ""):
                 assert "the job said:" in error
                 assert "/nonexistent/rayline-test/data.csv" in error
-            teardown = [s for s in steps if s.name == "delete_training_cluster"]
-            assert [s.status for s in teardown] == [WorkflowStatus.SUCCESS]
+            for name in ("delete_training_cluster", "delete_serving_cluster_unless_served"):
+                teardown = [s for s in steps if s.name == name]
+                assert [s.status for s in teardown] == [WorkflowStatus.SUCCESS], name
     finally:
         engine.dispose()
