@@ -161,3 +161,23 @@ def test_two_clusters_coexist_and_a_killed_one_is_reported_dead(
     assert backend.probe(survivor, expected_nodes=1).ready
     backend.terminate(survivor)
     assert_gone(survivor, leftovers)
+
+
+def test_a_cluster_whose_handle_was_never_stored_is_released_by_its_id(
+    backend: LocalBackend,
+    start_cluster: StartCluster,
+    wait_ready: WaitReady,
+    leftovers: Leftovers,
+) -> None:
+    # A manager that died right after starting Ray left no handle: another one
+    # (a new leader, a restarted manager) knows only the cluster id.
+    handle = start_cluster("orphan", head={"cpus": 1})
+    wait_ready(handle, 1)
+    temp_dir = Path(LocalHandleData.model_validate(handle.handle).temp_dir)
+    assert leftovers(temp_dir)
+
+    LocalBackend(backend.settings).release_unrecorded("orphan")
+
+    assert_gone(handle, leftovers)
+    assert "orphan" not in backend._ports.leases()
+    LocalBackend(backend.settings).release_unrecorded("orphan")  # idempotent
