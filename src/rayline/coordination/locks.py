@@ -17,18 +17,20 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kazoo.exceptions import KazooException, LockTimeout
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import KazooState
 
 from rayline.config import Settings
 from rayline.coordination.base import CoordinationUnavailableError
 from rayline.coordination.paths import Paths
 from rayline.coordination.zookeeper import connect
 
-__all__ = ["LockHeldError", "held_lock"]
+__all__ = ["LockHeldError", "LockLease", "held_lock"]
 
 _CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -44,6 +46,23 @@ class LockHeldError(RuntimeError):
         self.holder = holder
 
 
+class LockLease:
+    """Whether a held lock is still held: ZooKeeper drops it with an expired session."""
+
+    def __init__(self) -> None:
+        self._lost = threading.Event()
+
+    @property
+    def lost(self) -> bool:
+        """True once the session holding the lock expired (its lock node is gone)."""
+        return self._lost.is_set()
+
+    def session_changed(self, state: str) -> None:
+        """A kazoo connection listener: remember a lost session."""
+        if state == KazooState.LOST:
+            self._lost.set()
+
+
 @contextmanager
 def held_lock(
     settings: Settings,
@@ -52,8 +71,11 @@ def held_lock(
     timeout: float,
     waiting: Callable[[str], None] | None = None,
     holder: str = "",
-) -> Iterator[None]:
+) -> Iterator[LockLease]:
     """Hold lock ``name`` on ZooKeeper for the block; a no-op without ZooKeeper.
+
+    Yields a `LockLease`: check ``lost`` before a step that only the holder may
+    take, since a session that expires mid-block takes the lock with it.
 
     Args:
         settings: ``zookeeper_hosts``, ``zookeeper_root`` and the session timeout.
@@ -67,9 +89,11 @@ def held_lock(
         LockHeldError: The lock stayed held for ``timeout`` seconds.
     """
     if not settings.zookeeper_hosts:
-        yield
+        yield LockLease()
         return
     client = connect(settings, wait=_CONNECT_TIMEOUT_SECONDS)
+    lease = LockLease()
+    client.add_listener(lease.session_changed)
     try:
         paths = Paths(settings.zookeeper_root.rstrip("/") or "/rayline")
         identifier = f"{socket.gethostname()}:{os.getpid()} {holder}".strip()
@@ -88,7 +112,7 @@ def held_lock(
         except (KazooException, KazooTimeoutError) as exc:
             raise CoordinationUnavailableError(name, "not answering") from exc
         try:
-            yield
+            yield lease
         finally:
             with contextlib.suppress(KazooException, KazooTimeoutError):
                 lock.release()

@@ -53,6 +53,7 @@ from rayline.storage import StorageError, open_store
 if TYPE_CHECKING:
     from rayline.clusters.client import ClusterManagerClient
     from rayline.config import Settings
+    from rayline.coordination.locks import LockLease
 
 __all__ = ["Deployer", "resolve_version", "split_artifact_uri", "wait_until_healthy"]
 
@@ -162,7 +163,8 @@ class Deployer:
         self.labels = dict(labels or {})
         self.progress = progress
         self._runtimes: dict[DeploymentMode, ServingRuntime] = dict(runtimes or {})
-        self._locked: set[str] = set()  # models whose deploy lock this deployer holds
+        # Models whose deploy lock this deployer holds, with the lock's lease.
+        self._locked: dict[str, LockLease] = {}
 
     @property
     def mode(self) -> DeploymentMode:
@@ -284,6 +286,7 @@ class Deployer:
                 timeout=self.settings.serving_start_timeout_seconds,
                 still_running=lambda: runtime.startup_failure(row),
             )
+            self._check_lock(served.name)
             self._register(row)
             return records.update_deployment(self.engine, row.id, status=DeploymentStatus.LIVE)
         except BaseException as err:
@@ -377,7 +380,7 @@ class Deployer:
 
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(
+                lease = stack.enter_context(
                     held_lock(
                         self.settings,
                         f"deploy-{model}",
@@ -390,11 +393,26 @@ class Deployer:
                 raise DeploymentFailedError(
                     f"not deploying {model}: {err}; nothing was started, what serves goes on"
                 ) from err
-            self._locked.add(model)
+            self._locked[model] = lease
             try:
                 yield
             finally:
-                self._locked.discard(model)
+                self._locked.pop(model, None)
+
+    def _check_lock(self, model: str) -> None:
+        """coordination (issue 8): go live only while still holding the model's lock.
+
+        Raises:
+            DeploymentFailedError: the ZooKeeper session holding it expired meanwhile,
+                so another deploy may hold it now; this one must not undo that.
+        """
+        lease = self._locked.get(model)
+        if lease is not None and lease.lost:
+            raise DeploymentFailedError(
+                f"lost the deploy lock of {model} while starting (its ZooKeeper session "
+                "expired); this version is stopped so that another deploy holding the "
+                "lock now is not undone, what served before goes on"
+            )
 
     # ------------------------------------------------------------------ retire
 

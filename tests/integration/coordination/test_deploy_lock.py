@@ -142,3 +142,37 @@ def test_two_concurrent_deploys_of_one_model_leave_exactly_one_live_version(
             server.server_close()
     finally:
         engine.dispose()
+
+
+def test_a_lock_whose_session_expires_is_reported_lost_and_free_for_others(
+    zookeeper: ZooKeeper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rayline.coordination import locks
+
+    clients: list[KazooClient] = []
+
+    def recording_connect(settings: Settings, *, wait: float) -> KazooClient:
+        client = connect(settings, wait=wait)
+        clients.append(client)
+        return client
+
+    connect = locks.connect
+    monkeypatch.setattr(locks, "connect", recording_connect)
+    settings = Settings(
+        zookeeper_hosts=zookeeper.address,
+        zookeeper_root=f"/lease-{time.monotonic_ns()}",
+        zookeeper_session_timeout_seconds=4,
+    )
+    with locks.held_lock(settings, "deploy-iris", timeout=5) as lease:
+        assert not lease.lost
+        # Expire the holder's session the way ZooKeeper does when a holder is cut off
+        # for longer than its timeout: another connection takes the session and leaves.
+        session_id, password = clients[0].client_id
+        thief = KazooClient(hosts=zookeeper.address, client_id=(session_id, password))
+        thief.start(timeout=20)
+        thief.stop()
+        thief.close()
+        wait_until("the lease to be lost", lambda: lease.lost, timeout=30)
+        # The lock went with the session: another deploy gets it at once.
+        with locks.held_lock(settings, "deploy-iris", timeout=2) as other:
+            assert not other.lost

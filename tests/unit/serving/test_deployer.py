@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,34 @@ def test_a_failing_start_leaves_the_old_version_serving(
     with pytest.raises(DeploymentFailedError, match="told to fail"):
         deployer.deploy("iris")
     _assert_failed_while_old_serves(engine, manager, first.id, version=2, error="told to fail")
+
+
+def test_a_deploy_that_lost_its_lock_while_starting_never_goes_live(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    manager: FakeManager,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kazoo.protocol.states import KazooState
+
+    from rayline.coordination import locks
+
+    publish_iris(store, engine, tmp_path, name="iris", variant=0)
+    first = deployer.deploy("iris")
+    publish_iris(store, engine, tmp_path, name="iris", variant=1)
+
+    @contextlib.contextmanager
+    def lost_lock(*_: object, **__: object) -> Iterator[locks.LockLease]:
+        lease = locks.LockLease()
+        lease.session_changed(KazooState.LOST)  # the session expired mid-deploy
+        yield lease
+
+    monkeypatch.setattr(locks, "held_lock", lost_lock)
+    with pytest.raises(DeploymentFailedError, match="lost the deploy lock"):
+        deployer.deploy("iris")
+    _assert_failed_while_old_serves(engine, manager, first.id, version=2, error="lost the deploy")
 
 
 def _assert_failed_while_old_serves(
