@@ -21,6 +21,7 @@ from kazoo.client import KazooClient
 from sqlalchemy import URL, Engine
 
 from rayline.config import Settings
+from rayline.coordination.zookeeper import connect as zookeeper_connect
 from rayline.metadata import Deployment, DeploymentMode, DeploymentStatus, create_engine_for
 from rayline.serving import records
 from rayline.serving.deployer import Deployer
@@ -152,11 +153,10 @@ def test_a_lock_whose_session_expires_is_reported_lost_and_free_for_others(
     clients: list[KazooClient] = []
 
     def recording_connect(settings: Settings, *, wait: float) -> KazooClient:
-        client = connect(settings, wait=wait)
+        client = zookeeper_connect(settings, wait=wait)
         clients.append(client)
         return client
 
-    connect = locks.connect
     monkeypatch.setattr(locks, "connect", recording_connect)
     settings = Settings(
         zookeeper_hosts=zookeeper.address,
