@@ -10,6 +10,9 @@ before any training starts.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,6 +47,8 @@ __all__ = [
 # The bundled datasets come as a frame whose label column is called this.
 SKLEARN_TARGET = "target"
 _HASH_CHUNK = 8 * 1024 * 1024
+#: Ray Data blocks are cut to about this many bytes of source files.
+BLOCK_BYTES = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -218,15 +223,53 @@ def read_dataset(
         frame = load_sklearn_frame(ref.path)
         return ray.data.from_pandas(frame).materialize(), fingerprint_frame(frame)
     files = files or list_dataset_files(ref, settings)
-    digest = files.sha256()
-    reader = ray.data.read_parquet if ref.format == "parquet" else ray.data.read_csv
+    # The content hash reads the files once more from the driver: let it run
+    # while Ray Data reads them on the cluster (a daemon thread: a failed read
+    # fails the job at once, without waiting for the hash).
+    digest: Future[str] = Future()
+    threading.Thread(
+        target=_resolve, args=(digest, files.sha256), name="rayline-sha256", daemon=True
+    ).start()
     try:
-        dataset = reader(list(files.paths), filesystem=files.filesystem).materialize()
+        dataset = _lazy_read(ref, files).materialize()
     except RayError as err:
         raise DatasetError(
             f"cannot read dataset {ref.uri} as {ref.format}: {_cause(err)}"
         ) from None
-    return dataset, digest
+    return dataset, digest.result()
+
+
+def _resolve(future: Future[str], compute: Callable[[], str]) -> None:
+    try:
+        future.set_result(compute())
+    except BaseException as err:  # handed to whoever waits on the future
+        future.set_exception(err)
+
+
+def _lazy_read(ref: DatasetRef, files: DatasetFiles) -> ray.data.Dataset:
+    import ray.data
+
+    paths = list(files.paths)
+    # One block per ~BLOCK_BYTES of files, not Ray Data's default of splitting
+    # even a small file into dozens: every later pass runs a task per block, and
+    # each task running at once needs a worker process of its own (seconds to
+    # start on a small host) while a small dataset gains nothing from them.
+    blocks = max(1, -(-files.total_size // BLOCK_BYTES))
+    if ref.format != "parquet":
+        return ray.data.read_csv(paths, filesystem=files.filesystem, override_num_blocks=blocks)
+    # Ray Data's DataSourceV2 Parquet reader (the default) lists files through
+    # a pool of 32 footer-reading actors, each a new worker process: 15-30 s
+    # before the first row on a small cluster. The V1 reader reads the same
+    # rows with the same schema from one task.
+    context = ray.data.DataContext.get_current()
+    default = context.use_datasource_v2
+    context.use_datasource_v2 = False
+    try:
+        return ray.data.read_parquet(
+            paths, filesystem=files.filesystem, override_num_blocks=blocks
+        )
+    finally:
+        context.use_datasource_v2 = default
 
 
 def _describe(err: Exception) -> str:

@@ -118,6 +118,7 @@ def prepare_data(
                 batch, spec.target, index, spec.validation_split, spec.seed, keep
             ),
             batch_format="pandas",
+            batch_size=None,  # whole blocks: the split does not depend on batching
         ).materialize()
         for keep in ("train", "validation")
     )
@@ -138,7 +139,7 @@ def _profile_target(dataset: ray.data.Dataset, target: str) -> tuple[int, set[An
     more than that is a regression target, whatever the spec says.
     """
     rows = dataset.map_batches(
-        lambda batch: _target_stats(batch, target), batch_format="pandas"
+        lambda batch: _target_stats(batch, target), batch_format="pandas", batch_size=None
     ).take_all()
     missing = sum(int(row["missing"]) for row in rows)
     values: set[Any] = set()
