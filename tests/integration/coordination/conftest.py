@@ -23,6 +23,7 @@ from tests.integration.manager import ManagerProcess, cleanup_clusters, free_por
 
 SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "zookeeper.sh"
 SESSION_TIMEOUT = 4.0  # seconds: fail-over waits at most about this long
+READY_TIMEOUT = 600  # seconds: a loaded 2-core host starts Ray slowly
 
 
 @dataclass

@@ -13,6 +13,7 @@ from rayline.clusters.schemas import ClusterCreate, ResourceSpec
 from rayline.coordination.shared_config import update_shared
 from tests.integration.clusters.leaks import assert_no_ray_left
 from tests.integration.coordination.conftest import (
+    READY_TIMEOUT,
     SESSION_TIMEOUT,
     Replicas,
     leader_of,
@@ -22,7 +23,6 @@ from tests.integration.coordination.conftest import (
 
 pytestmark = pytest.mark.integration
 
-READY_TIMEOUT = 600  # a loaded 2-core host starts Ray slowly
 TTL = 60  # long enough to reach READY first, short enough to expire after the kill
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import URL, create_engine, text
 
 from rayline.clusters.schemas import ClusterCreate, ResourceSpec
 from tests.integration.coordination.conftest import (
+    READY_TIMEOUT,
     SESSION_TIMEOUT,
     Replicas,
     health,
@@ -27,8 +28,6 @@ from tests.integration.coordination.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-
-READY_TIMEOUT = 600  # a loaded 2-core host starts Ray slowly
 
 
 def test_leader_leaves_a_live_replicas_cluster_alone_and_takes_it_over_when_it_dies(
