@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import socket
+import threading
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,14 @@ __all__ = ["stack"]  # the fixture, shared with test_stack.py
 pytestmark = pytest.mark.integration
 
 READY_TIMEOUT = 600  # a loaded 2-core host starts Ray slowly
+REGISTRY_TIMEOUT = 30  # the registry thread writes within a second or two; CI hosts are loaded
+
+
+def _wait_for_znode(zk: KazooClient, path: str) -> None:
+    """Wait (on a watch, so no creation is missed) until ``path`` exists."""
+    created = threading.Event()
+    if zk.exists(path, watch=lambda _event: created.set()) is None:
+        assert created.wait(REGISTRY_TIMEOUT), f"{path} absent after {REGISTRY_TIMEOUT} s"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -82,13 +91,15 @@ def test_stack_up_with_coordination_registers_in_zookeeper_and_down_stops_it(
     zk = KazooClient(hosts=f"127.0.0.1:{zk_port}", timeout=10)
     zk.start(timeout=20)
     try:
-        members = zk.get_children(f"{root}/members")
-        assert members == [coordination["identifier"]]
+        member = f"{root}/members/{coordination['identifier']}"
+        _wait_for_znode(zk, member)  # made on connect, else by the registry thread
+        assert zk.get_children(f"{root}/members") == [coordination["identifier"]]
         with ClusterManagerClient(manager_url, token=token, timeout=70) as client:
             spec = ClusterCreate(name="zk-stack", purpose="training", head=ResourceSpec(cpus=1))
             cluster = client.wait_until_ready(client.create_cluster(spec).id, timeout=READY_TIMEOUT)
         assert cluster.state == "READY"
         entry = f"{root}/clusters/training/{cluster.id}"
+        _wait_for_znode(zk, entry)  # the registry thread writes it after READY is stored
         data, znode = zk.get(entry)
         assert json.loads(data)["head_address"] == cluster.head_address
         assert znode.ephemeralOwner == int(coordination["session_id"], 16)
