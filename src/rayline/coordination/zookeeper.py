@@ -328,6 +328,10 @@ class ZooKeeperCoordinator(Coordinator):
         """Create, update and delete ephemeral entries to match the metadata store."""
         if self._snapshot is None:
             return
+        # List the znodes before reading the store: a node that exists now was created
+        # after its record was committed, so the snapshot below holds that record. The
+        # other order deletes an entry another replica registered meanwhile.
+        existing = self._leaves(self.paths.clusters) | self._leaves(self.paths.services)
         snapshot = self._snapshot()
         desired: dict[str, bytes] = {}
         for cluster in snapshot.clusters:
@@ -339,10 +343,9 @@ class ZooKeeperCoordinator(Coordinator):
             endpoints.sort(key=lambda e: str(e["url"]))
             body = {"model_name": model, "model_version": version, "endpoints": endpoints}
             desired[self.paths.service(model, version)] = _dump(body)
-        for path in self._leaves(self.paths.clusters) | self._leaves(self.paths.services):
-            if path not in desired:
-                with contextlib.suppress(NoNodeError):
-                    self.client.delete(path)
+        for path in existing - desired.keys():
+            with contextlib.suppress(NoNodeError):
+                self.client.delete(path)
         for path, data in desired.items():
             try:
                 self.client.create(path, data, ephemeral=True, makepath=True)
