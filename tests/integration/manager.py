@@ -69,7 +69,9 @@ class ManagerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
+        # Generous: a manager (re)started while Ray jobs load this 2-core host imports,
+        # migrates and reconciles slowly; one that dies fails the poll at once.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
             try:
@@ -106,7 +108,9 @@ def manager_factory(fresh_pg_url: URL, tmp_path: Path) -> Iterator[Callable[...,
             "RAYLINE_API_TOKEN": token,
             "RAYLINE_API_PORT": str(port),
             "RAYLINE_REAPER_INTERVAL_SECONDS": "1",
-            "RAYLINE_UNHEALTHY_GRACE_SECONDS": "3",
+            # A dead cluster fails at once (its processes are gone); a live one whose
+            # dashboard misses a 3 s probe on a loaded host must not be failed and killed.
+            "RAYLINE_UNHEALTHY_GRACE_SECONDS": "30",
             "RAYLINE_PROVISION_TIMEOUT_SECONDS": "600",
             **{f"RAYLINE_{k.upper()}": v for k, v in settings.items()},
         }

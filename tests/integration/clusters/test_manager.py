@@ -75,7 +75,7 @@ def test_two_clusters_at_once_run_jobs_and_are_deleted(
         client.delete_cluster(cluster.id)
         client.wait_until(cluster.id, state="TERMINATED", timeout=120)
         assert not ray_pids_of(cluster.id)
-    events = [e.to_state for e in client.cluster_events(a.id)]
+    events = without_recoveries([e.to_state for e in client.cluster_events(a.id)])
     assert events == ["PENDING", "PROVISIONING", "READY", "TERMINATING", "TERMINATED"]
     assert_no_ray_left(a.id, b.id)
 
@@ -107,7 +107,7 @@ def test_ttl_and_idle_reaping(manager_factory: Callable[..., ManagerProcess]) ->
     idle = wait_for(client, by_idle.id, "TERMINATED", timeout=READY_TIMEOUT)
     ttl = wait_for(client, by_ttl.id, "TERMINATED", timeout=READY_TIMEOUT)
     for cluster in (idle, ttl):
-        states = [e.to_state for e in client.cluster_events(cluster.id)]
+        states = without_recoveries([e.to_state for e in client.cluster_events(cluster.id)])
         assert states[-3:] == ["READY", "TERMINATING", "TERMINATED"], states
     reasons = {
         cid: " ".join(e.reason or "" for e in client.cluster_events(cid))
@@ -146,6 +146,21 @@ def test_quota_refuses_with_429(manager_factory: Callable[..., ManagerProcess]) 
         pytest.raises(QuotaExceededError, match="quota"),
     ):
         quick.create_cluster(small("one-too-many"))
+
+
+def without_recoveries(states: list[str]) -> list[str]:
+    """The states without READY -> UNHEALTHY -> READY detours.
+
+    On a loaded host a health probe (3 s timeout) may miss the dashboard of a live
+    cluster: the reaper marks it UNHEALTHY and, on the next pass, READY again.
+    """
+    kept: list[str] = []
+    for i, state in enumerate(states):
+        recovered = state == "UNHEALTHY" and states[i + 1 : i + 2] == ["READY"]
+        if recovered or (kept[-1:] == ["READY"] and state == "READY"):
+            continue
+        kept.append(state)
+    return kept
 
 
 def wait_for(

@@ -149,7 +149,9 @@ def make_replicas(
         "RAYLINE_DATABASE_URL": pg_url.render_as_string(hide_password=False),
         "RAYLINE_API_TOKEN": token,
         "RAYLINE_REAPER_INTERVAL_SECONDS": "1",
-        "RAYLINE_UNHEALTHY_GRACE_SECONDS": "3",
+        # A dead cluster fails at once (its processes are gone); a live one whose
+        # dashboard misses a 3 s probe on a loaded host must not be failed and killed.
+        "RAYLINE_UNHEALTHY_GRACE_SECONDS": "30",
         "RAYLINE_PROVISION_TIMEOUT_SECONDS": "600",
         "RAYLINE_ZOOKEEPER_HOSTS": zk_address,
         "RAYLINE_ZOOKEEPER_ROOT": root,

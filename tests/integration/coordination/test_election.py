@@ -26,7 +26,9 @@ def test_exactly_one_leader_and_a_killed_leader_is_replaced(
     first = wait_until("exactly one leader", lambda: leader_of(a, b))
     other = b if first is a else a
     election = f"{replicas.root}/election/lifecycle"
-    assert len(zk_client.get_children(election)) == 2  # both campaign
+    # Both campaign: each replica's election thread adds its node once connected, which
+    # /healthz (and the other's leadership) does not wait for.
+    wait_until("both replicas to campaign", lambda: len(zk_client.get_children(election)) == 2)
 
     first.kill()  # SIGKILL: its session, and with it its election node, must expire
     killed = time.monotonic()

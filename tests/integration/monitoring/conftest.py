@@ -10,6 +10,7 @@ when a test failed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
@@ -60,9 +61,12 @@ class Load:
         rows = {"instances": iris_rows(4).tolist()}
         with httpx.Client(timeout=30) as client:
             while not self.stop.is_set():
-                client.post(f"{self.url}/v1/models/{self.model}:predict", json=rows)
-                if self.sent % 10 == 0:  # a 4xx: errors by code
-                    client.post(f"{self.url}/v1/models/{self.model}:predict", content=b"{")
+                # One slow or refused request on a loaded host must not end the load
+                # (the rate queries would then run dry a minute later).
+                with contextlib.suppress(httpx.HTTPError):
+                    client.post(f"{self.url}/v1/models/{self.model}:predict", json=rows)
+                    if self.sent % 10 == 0:  # a 4xx: errors by code
+                        client.post(f"{self.url}/v1/models/{self.model}:predict", content=b"{")
                 self.sent += 1
                 self.stop.wait(0.05)
 

@@ -133,10 +133,16 @@ def doc_targets(doc: dict[str, Any]) -> list[Any]:
 def test_terminated_cluster_disappears_from_the_targets(monitoring_env: MonitoringEnv) -> None:
     env = monitoring_env
     cluster_id = env.training.id
-    assert (env.sd_dir / f"cluster-{cluster_id}.json").is_file()
+    target_file = env.sd_dir / f"cluster-{cluster_id}.json"
+    assert target_file.is_file()
     env.client.delete_cluster(cluster_id)
-    env.client.wait_for_state(cluster_id, state="TERMINATED", timeout=120)
-    assert not (env.sd_dir / f"cluster-{cluster_id}.json").exists()
+    # (wait_for_state is one long-poll of at most 60 s; wait_until polls until the end.)
+    env.client.wait_until(cluster_id, state="TERMINATED", timeout=SCRAPE_TIMEOUT)
+    # The manager rewrites the files after the TERMINATED transition is committed, so
+    # a waiter may see TERMINATED a moment before the file is gone.
+    wait_until(
+        lambda: not target_file.exists(), timeout=30, what=f"{target_file.name} being removed"
+    )
 
     def gone() -> bool:
         return all(t["labels"].get("cluster_id") != cluster_id for t in env.active_targets())

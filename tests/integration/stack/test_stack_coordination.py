@@ -19,7 +19,9 @@ import os
 import secrets
 import socket
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,6 +54,18 @@ def _wait_for_znode(zk: KazooClient, path: str) -> None:
         assert created.wait(REGISTRY_TIMEOUT), f"{path} absent after {REGISTRY_TIMEOUT} s"
 
 
+def _leading(manager_url: str) -> dict[str, Any]:
+    """The manager's coordination status once it leads (its election runs in a thread)."""
+    deadline = time.monotonic() + REGISTRY_TIMEOUT
+    while True:
+        coordination: dict[str, Any] = httpx.get(f"{manager_url}/healthz", timeout=10).json()[
+            "coordination"
+        ]
+        if coordination.get("leader") or time.monotonic() > deadline:
+            return coordination
+        time.sleep(0.2)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -82,7 +96,7 @@ def test_stack_up_with_coordination_registers_in_zookeeper_and_down_stops_it(
     manager_pid = stack.pids()["cluster-manager"]
 
     manager_url = f"http://127.0.0.1:{stack.env['RAYLINE_STACK_MANAGER_PORT']}"
-    coordination = httpx.get(f"{manager_url}/healthz", timeout=10).json()["coordination"]
+    coordination = _leading(manager_url)  # `stack up` waits for /healthz, not for the election
     assert coordination["mode"] == "zookeeper" and coordination["hosts"] == f"127.0.0.1:{zk_port}"
     assert coordination["degraded"] is False
     assert coordination["leader"] is True  # the only replica leads
