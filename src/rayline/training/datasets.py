@@ -265,9 +265,7 @@ def _lazy_read(ref: DatasetRef, files: DatasetFiles) -> ray.data.Dataset:
     default = context.use_datasource_v2
     context.use_datasource_v2 = False
     try:
-        return ray.data.read_parquet(
-            paths, filesystem=files.filesystem, override_num_blocks=blocks
-        )
+        return ray.data.read_parquet(paths, filesystem=files.filesystem, override_num_blocks=blocks)
     finally:
         context.use_datasource_v2 = default
 
