@@ -175,10 +175,15 @@ def watch(service: ClusterService, settings: Settings) -> PrometheusTargetWriter
         settings.prometheus_sd_dir, f"{settings.api_host}:{settings.api_port}"
     )
 
+    # Read and write under one lock: two changes refreshing at once must not let the
+    # older snapshot be written last (it would bring back an ended cluster's file).
+    refreshing = threading.Lock()
+
     def refresh() -> None:
         try:
-            live = [c for s in _LIVE for c in service.list_clusters(state=s, limit=100_000)]
-            writer.write(live, service.list_services())
+            with refreshing:
+                live = [c for s in _LIVE for c in service.list_clusters(state=s, limit=100_000)]
+                writer.write(live, service.list_services())
         except Exception:  # discovery must never break the manager's own work
             log.exception("Prometheus targets: refresh failed; retrying on the next change")
 

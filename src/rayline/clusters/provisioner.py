@@ -202,10 +202,12 @@ class Provisioner:
             )
 
     def _fail(self, cluster_id: str, reason: str) -> None:
+        # Release first: whoever sees FAILED may rely on nothing of it being left.
         with self._locks[cluster_id]:
             cluster = self._service.get(cluster_id)
-            self._service.move(cluster_id, ClusterState.FAILED, reason)
             try:
                 self._release(cluster_id, cluster.backend_handle)
-            except BackendError:
+            except BackendError as exc:
                 log.exception("cluster %s: cleanup after failure did not finish", cluster_id)
+                reason = f"{reason}; cleanup did not finish: {exc}"
+            self._service.move(cluster_id, ClusterState.FAILED, reason)
