@@ -23,7 +23,7 @@ from tests.integration.coordination.conftest import (
 
 pytestmark = pytest.mark.integration
 
-TTL = 60  # long enough to reach READY first, short enough to expire after the kill
+TTL = 90  # long enough to reach READY first on a loaded host, short enough to expire after the kill
 
 
 def test_leader_dies_and_the_other_replica_takes_over_and_reaps(
