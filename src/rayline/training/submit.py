@@ -45,6 +45,7 @@ __all__ = [
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 _STATUS_POLL_SECONDS = 0.5
+_TRAIN_POLL_SECONDS = "0.25"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ def job_env_vars(settings: Settings) -> dict[str, str]:
         "RAYLINE_S3_MULTIPART_CHUNK_MB": str(settings.s3_multipart_chunk_mb),
         "RAYLINE_S3_MAX_CONCURRENCY": str(settings.s3_max_concurrency),
         "PYTHONUNBUFFERED": "1",
+        # Ray Train's controller polls its workers every 2 s by default, and a worker's
+        # report waits in a one-slot queue for that poll: each checkpoint and the end of
+        # training would cost up to 2 s. A poll is one small actor call per worker.
+        "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": _TRAIN_POLL_SECONDS,
     }
     if settings.s3_endpoint_url:
         env["RAYLINE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url

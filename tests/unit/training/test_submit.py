@@ -46,6 +46,8 @@ def test_env_vars_carry_the_stores(tmp_path: object) -> None:
     assert env["RAYLINE_S3_SECRET_ACCESS_KEY"] == "s3cr3t"
     assert env["RAYLINE_DATABASE_URL"].endswith("/db")
     assert all(isinstance(v, str) for v in env.values())
+    # Ray Train's controller polls faster than its 2 s default (reports wait for a poll).
+    assert 0 < float(env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"]) < 2
 
 
 def test_markers() -> None:
