@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     provision_timeout_seconds: float = Field(default=300, gt=0)
     reaper_interval_seconds: float = Field(default=5, gt=0)
     unhealthy_grace_seconds: float = Field(default=30, ge=0)
+    # Consecutive failed probes of a live cluster before it is UNHEALTHY (a loaded host
+    # can miss one probe's timeout); processes found dead count at once.
+    unhealthy_after_missed_probes: int = Field(default=2, ge=1)
     # Logical CPUs are scheduling slots, not cores: local clusters may promise
     # this many times the host's cores before a spec is refused as impossible.
     cpu_overcommit: float = Field(default=4, ge=1)

@@ -54,6 +54,7 @@ class LifecycleManager:
         self._metrics = metrics
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._missed_probes: dict[str, int] = {}  # READY cluster id -> failed probes in a row
 
     # ------------------------------------------------------------ loop
     def start(self) -> None:
@@ -88,8 +89,12 @@ class LifecycleManager:
             for cluster in self._service.list_clusters(state=state)
         ]
         for cluster in watched:
-            if self._check_health(cluster, now):
-                self._check_expiry(cluster, backing, now)
+            state = self._check_health(cluster, now)
+            if state is not None:
+                self._check_expiry(cluster, state, backing, now)
+        watched_ids = {cluster.id for cluster in watched}
+        for cluster_id in self._missed_probes.keys() - watched_ids:
+            del self._missed_probes[cluster_id]  # ended or taken elsewhere
         self._take_over_orphans()  # coordination (issue 8)
         self._publish_counts()
 
@@ -99,41 +104,51 @@ class LifecycleManager:
             self._metrics.clusters.labels(state=state, purpose=purpose).set(count)
 
     # ------------------------------------------------------------ health
-    def _check_health(self, cluster: Cluster, now: datetime) -> bool:
-        """Probe one cluster; returns True when it is still alive afterwards."""
+    def _check_health(self, cluster: Cluster, now: datetime) -> ClusterState | None:
+        """Probe one cluster; returns its state afterwards, None once it has failed."""
         handle = self._backend.load_handle(cluster.backend_handle)
         expected = 1 + int(cluster.spec.get("worker_count", 0))
         report = self._backend.probe(handle, expected_nodes=expected)
         state = ClusterState(cluster.state)
         if report.ready:
+            self._missed_probes.pop(cluster.id, None)
             if state == ClusterState.UNHEALTHY:
                 self._service.move(cluster.id, ClusterState.READY, "recovered: " + report.summary)
                 self._count("recovered")
+                state = ClusterState.READY
             self._service.update(cluster.id, nodes=report.nodes)
-            return True
+            return state
         if state == ClusterState.READY:
-            what = "processes died" if report.dead else "health check failed"
+            missed = self._missed_probes.get(cluster.id, 0) + 1
+            self._missed_probes[cluster.id] = missed
+            if not report.dead and missed < self._settings.unhealthy_after_missed_probes:
+                log.info("cluster %s: probe %d missed (%s)", cluster.id, missed, report.reason)
+                return state
+            what = "processes died" if report.dead else f"{missed} health checks failed"
             self._service.move(cluster.id, ClusterState.UNHEALTHY, f"{what}: {report.reason}")
             self._count("unhealthy")
-            return True
+            return ClusterState.UNHEALTHY
         unhealthy_for = (now - cluster.updated_at).total_seconds()
         if report.dead or unhealthy_for >= self._settings.unhealthy_grace_seconds:
             reason = "processes died" if report.dead else f"unhealthy for {unhealthy_for:.0f}s"
+            self._missed_probes.pop(cluster.id, None)
             self._provisioner.fail(cluster.id, f"{reason}: {report.reason}")
             self._count("failed")
-            return False
-        return True
+            return None
+        return state
 
     # ------------------------------------------------------------ expiry
-    def _check_expiry(self, cluster: Cluster, backing: set[str], now: datetime) -> None:
+    def _check_expiry(
+        self, cluster: Cluster, state: ClusterState, backing: set[str], now: datetime
+    ) -> None:
         if cluster.id in backing:
             return  # never reap a cluster that still serves a registered endpoint
         age = (now - cluster.created_at).total_seconds()
         if cluster.ttl_seconds is not None and age >= cluster.ttl_seconds:
             self._reap(cluster, f"TTL of {cluster.ttl_seconds}s expired", "ttl")
             return
-        if cluster.idle_timeout_seconds is None or cluster.state != ClusterState.READY:
-            return
+        if cluster.idle_timeout_seconds is None or state != ClusterState.READY:
+            return  # (the state after this pass's probe: an UNHEALTHY cluster is not idle)
         activity = self._backend.activity(self._backend.load_handle(cluster.backend_handle))
         if activity.busy:
             self._service.update(cluster.id, last_active_at=now)

@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 
 from rayline.clusters.backends.base import ClusterHandle, ClusterRequest
 from rayline.clusters.metrics import ManagerMetrics
 from rayline.clusters.provisioner import Provisioner
 from rayline.clusters.schemas import ClusterCreate
 from rayline.clusters.service import ClusterService
-from rayline.config import Settings
-from rayline.metadata.db import create_engine_for
 from rayline.metadata.enums import ClusterState
-from rayline.metadata.migrate import upgrade
-from tests.unit.clusters.api.fakes import FakeBackend
+from tests.unit.clusters.api.fakes import FakeBackend, fake_service
 
 
 class RecordingBackend(FakeBackend):
@@ -44,17 +40,7 @@ class RecordingBackend(FakeBackend):
 
 @pytest.fixture
 def parts(tmp_path: Path) -> Iterator[tuple[ClusterService, Provisioner]]:
-    settings = Settings(
-        home=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'meta.db'}",
-        api_token="t" * 40,
-        cluster_backend="fake",
-    )
-    upgrade(settings.database_url)
-    engine = create_engine_for(settings.database_url)
-    service = ClusterService(
-        sessions=sessionmaker(engine, expire_on_commit=False), settings=settings
-    )
+    settings, service, engine = fake_service(tmp_path)
     RecordingBackend.live, RecordingBackend.released, RecordingBackend.on_provision = {}, [], []
     provisioner = Provisioner(
         service=service,

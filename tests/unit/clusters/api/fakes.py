@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, ClassVar
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
 
 from rayline.clusters.backends.base import (
     Activity,
@@ -16,6 +19,10 @@ from rayline.clusters.backends.base import (
     HealthReport,
 )
 from rayline.clusters.runtime import ManagerRuntime
+from rayline.clusters.service import ClusterService
+from rayline.config import Settings
+from rayline.metadata.db import create_engine_for
+from rayline.metadata.migrate import upgrade
 
 TOKEN = "t" * 40
 
@@ -87,3 +94,20 @@ def runtime(client: TestClient) -> ManagerRuntime:
     """The manager runtime behind a test client."""
     value: ManagerRuntime = client.app.state.runtime  # type: ignore[attr-defined]
     return value
+
+
+def fake_service(home: Path, **overrides: Any) -> tuple[Settings, ClusterService, Engine]:
+    """Settings for the fake backend, a migrated SQLite store in ``home`` and its service."""
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'meta.db'}",
+        api_token=TOKEN,
+        cluster_backend="fake",
+        **overrides,
+    )
+    upgrade(settings.database_url)
+    engine = create_engine_for(settings.database_url)
+    service = ClusterService(
+        sessions=sessionmaker(engine, expire_on_commit=False), settings=settings
+    )
+    return settings, service, engine
