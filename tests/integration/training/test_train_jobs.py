@@ -140,10 +140,10 @@ def test_rerun_with_a_killed_worker_resumes_and_is_a_new_version(
     result = outcome.result
     assert result is not None
     resumed = result["resumed_from"]
-    # It continued from a checkpoint taken before the kill, not from round zero. (Not
-    # necessarily the very last one: a checkpoint counts once the controller has
-    # registered it, which the kill can beat.)
-    assert 0 < resumed <= at_kill[0] and resumed % 25 == 0 and resumed in seen, (resumed, seen)
+    # It continued from a checkpoint the run had reported, not from round zero and not
+    # after the end. (Not necessarily the one the log showed at the kill: the log
+    # stream lags the workers, and a checkpoint counts once the controller registered it.)
+    assert 0 < resumed < 400 and resumed % 25 == 0 and resumed in seen, (resumed, at_kill, seen)
     assert f"xgboost: resuming from checkpoint at iteration {resumed} of 400" in outcome.logs
     store = open_store(settings=env.settings)
     lineage = json.loads(store.get_bytes(f"clf-xgb/{result['version_id']}/lineage.json"))
