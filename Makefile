@@ -5,12 +5,19 @@ UV_VERSION := 0.13.8
 SERVICES_ENV := $${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}/services.env
 PYTEST_ARGS ?= -m "not wip"
 
-.PHONY: venv demo test lint unit integration services-up services-down serving-base bench clean
+.PHONY: venv venv-torch demo test lint unit integration services-up services-down serving-base bench clean
 
 venv: .venv/.synced
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q "uv==$(UV_VERSION)"
 	uv sync --frozen
+	@touch $@
+
+# The suite also trains with PyTorch (the `rayline[torch]` extra): PyPI's wheels carry
+# CUDA (about 3 GB; half a minute here). `--inexact` keeps what `venv` installed.
+venv-torch: .venv/.synced-torch
+.venv/.synced-torch: .venv/.synced
+	uv sync --frozen --inexact --extra torch
 	@touch $@
 
 demo: venv
@@ -36,7 +43,7 @@ serving-base: venv services-up
 
 # Unit tests need no services; integration tests run against the real services,
 # which are started here and stopped afterwards even when a test fails.
-test: venv lint services-up serving-base
+test: venv venv-torch lint services-up serving-base
 	@set -o pipefail; source $(SERVICES_ENV); \
 	status=0; uv run pytest $(PYTEST_ARGS) || status=$$?; \
 	[ -n "$$KEEP_SERVICES" ] || deploy/services.sh down; exit $$status
@@ -44,7 +51,7 @@ test: venv lint services-up serving-base
 unit: venv
 	uv run pytest tests/unit $(PYTEST_ARGS)
 
-integration: venv services-up serving-base
+integration: venv venv-torch services-up serving-base
 	source $(SERVICES_ENV); uv run pytest tests/integration $(PYTEST_ARGS)
 
 bench: venv services-up
