@@ -10,9 +10,12 @@ Prometheus (``deploy/prometheus/prometheus.yml``) reads every file of one direct
   model, version, deployment and cluster.
 
 Files are rewritten atomically (temporary file, then rename) whenever a cluster
-changes state or an endpoint is registered or removed, and only when their content
-changed. A directory that cannot be written never stops the manager: one warning
-is logged and the next successful write logs that discovery works again.
+changes state, a cluster's handle is stored, or an endpoint is registered or
+removed, and only when their content changed. A cluster's file is written when its
+handle is stored, while it is still PROVISIONING, so it exists before any client can
+see the cluster READY; it is removed when the cluster starts ending. A directory
+that cannot be written never stops the manager: one warning is logged and the next
+successful write logs that discovery works again.
 """
 
 from __future__ import annotations

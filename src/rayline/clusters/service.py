@@ -214,13 +214,20 @@ class ClusterService:
             time.sleep(0.1)
 
     def update(self, cluster_id: str, **fields: Any) -> None:
-        """Set plain columns (addresses, handle, nodes, activity) on a cluster."""
+        """Set plain columns (addresses, handle, nodes, activity) on a cluster.
+
+        Storing a backend handle notifies the change listeners, so what they derive
+        from it (the cluster's Prometheus targets) exists before the cluster can be
+        seen READY: a client that sees READY can count on being scraped.
+        """
         with self.session() as session:
             cluster = session.get(Cluster, cluster_id)
             if cluster is None:
                 raise ClusterNotFoundError(cluster_id)
             for name, value in fields.items():
                 setattr(cluster, name, value)
+        if "backend_handle" in fields:
+            self._changed()
 
     def move(self, cluster_id: str, to_state: ClusterState, reason: str, **fields: Any) -> bool:
         """Transition a cluster and set columns in the same transaction.

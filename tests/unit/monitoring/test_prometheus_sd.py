@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +145,36 @@ def test_manager_keeps_targets_in_step_with_clusters_and_services(
         assert read(sd, "serving.json") == []
         client.delete(f"/v1/clusters/{cluster_id}")
         wait_state(client, cluster_id, "TERMINATED")
+        assert not (sd / f"cluster-{cluster_id}.json").exists()
+
+
+def test_targets_exist_while_provisioning_before_ready_is_visible(
+    settings: Settings, fake_backend: type[FakeBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The promise: a client that sees READY finds the cluster's targets already written."""
+    monkeypatch.setattr(FakeBackend, "provision", _provision_with_targets)
+    gate = threading.Event()
+    probe = FakeBackend.probe
+
+    def probe_after_gate(self: FakeBackend, handle: ClusterHandle, expected_nodes: int) -> Any:
+        report = probe(self, handle, expected_nodes)
+        return report if gate.is_set() else report.model_copy(update={"job_api_ok": False})
+
+    monkeypatch.setattr(FakeBackend, "probe", probe_after_gate)
+    sd = settings.prometheus_sd_dir
+    with TestClient(
+        create_app(settings, run_lifecycle=False), headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as client:
+        cluster_id = client.post("/v1/clusters", json=spec()).json()["id"]
+        deadline = time.monotonic() + 10
+        while not client.get(f"/v1/clusters/{cluster_id}").json().get("head_address"):
+            assert time.monotonic() < deadline, "the handle was never stored"
+            time.sleep(0.02)
+        assert client.get(f"/v1/clusters/{cluster_id}").json()["state"] == "PROVISIONING"
+        assert read(sd, f"cluster-{cluster_id}.json")
+        gate.set()
+        assert wait_state(client, cluster_id)["state"] == "READY"
+        client.delete(f"/v1/clusters/{cluster_id}")
         assert not (sd / f"cluster-{cluster_id}.json").exists()
 
 
