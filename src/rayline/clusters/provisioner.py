@@ -157,17 +157,17 @@ class Provisioner:
                 reason = (
                     f"GCS healthy, {report.alive_nodes}/{expected} nodes alive, job API answering"
                 )
-                if self._service.move(
+                # Observed before READY is stored, so whoever sees READY finds it counted.
+                self._metrics.provisioning_seconds.labels(
+                    purpose=str(cluster.purpose), backend=self._backend.name
+                ).observe(time.time() - cluster.created_at.timestamp())
+                self._service.move(
                     cluster_id,
                     ClusterState.READY,
                     reason,
                     nodes=report.nodes,
                     last_active_at=utcnow(),
-                ):
-                    elapsed = time.time() - cluster.created_at.timestamp()
-                    self._metrics.provisioning_seconds.labels(
-                        purpose=str(cluster.purpose), backend=self._backend.name
-                    ).observe(elapsed)
+                )
                 return
             if report.dead:
                 self._fail(cluster_id, f"Ray exited while starting: {report.reason}")

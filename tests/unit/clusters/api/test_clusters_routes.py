@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from rayline.metadata.enums import ClusterState
 from tests.unit.clusters.api.fakes import FakeBackend, runtime, spec, wait_state
 
 
@@ -123,6 +124,25 @@ def test_every_route_but_health_needs_the_token(client: TestClient) -> None:
         assert client.request(method, path, headers=anonymous).status_code == 401
         wrong = {"Authorization": "Bearer " + "x" * 40}
         assert client.request(method, path, headers=wrong).status_code == 401
+
+
+def test_provisioning_time_is_counted_before_ready_is_visible(client: TestClient) -> None:
+    manager = runtime(client)
+    counted_at_ready: list[float | None] = []
+
+    def on_change() -> None:
+        ready = manager.service.list_clusters(state=ClusterState.READY)
+        if ready and not counted_at_ready:
+            counted_at_ready.append(
+                manager.metrics.registry.get_sample_value(
+                    "rayline_cluster_provisioning_seconds_count",
+                    {"purpose": "training", "backend": "fake"},
+                )
+            )
+
+    manager.service.change_listeners.append(on_change)
+    wait_state(client, client.post("/v1/clusters", json=spec()).json()["id"])
+    assert counted_at_ready == [1.0]
 
 
 def test_metrics_expose_clusters_latency_and_provisioning(client: TestClient) -> None:
