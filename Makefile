@@ -3,9 +3,9 @@
 SHELL := /bin/bash
 UV_VERSION := 0.13.8
 SERVICES_ENV := $${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}/services.env
-PYTEST_ARGS ?= -m "not wip"
+PYTEST_ARGS ?= -m "not wip" --durations=25
 
-.PHONY: venv venv-torch demo test lint unit integration services-up services-down serving-base bench clean
+.PHONY: venv venv-torch demo test lint unit unit-under-load integration services-up services-down serving-base bench clean
 
 venv: .venv/.synced
 .venv/.synced: pyproject.toml uv.lock
@@ -50,6 +50,12 @@ test: venv venv-torch lint services-up serving-base
 
 unit: venv
 	uv run pytest tests/unit $(PYTEST_ARGS)
+
+# The unit suite RUNS times in a row beside two busy processes: races against
+# background threads show up here long before they turn CI red.
+RUNS ?= 10
+unit-under-load: venv
+	tests/under_load.sh $(RUNS) 2
 
 integration: venv venv-torch services-up serving-base
 	source $(SERVICES_ENV); uv run pytest tests/integration $(PYTEST_ARGS)
