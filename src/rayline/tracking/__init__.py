@@ -1,0 +1,1 @@
+"""MLflow tracking and registry of Rayline training runs (see ``tracker``)."""
