@@ -166,12 +166,13 @@ def test_targets_exist_while_provisioning_before_ready_is_visible(
         create_app(settings, run_lifecycle=False), headers={"Authorization": f"Bearer {TOKEN}"}
     ) as client:
         cluster_id = client.post("/v1/clusters", json=spec()).json()["id"]
-        deadline = time.monotonic() + 10
-        while not client.get(f"/v1/clusters/{cluster_id}").json().get("head_address"):
-            assert time.monotonic() < deadline, "the handle was never stored"
+        target = sd / f"cluster-{cluster_id}.json"
+        deadline = time.monotonic() + 30  # the provisioner thread stores the handle
+        while not target.exists():
+            assert time.monotonic() < deadline, "no targets while PROVISIONING"
             time.sleep(0.02)
         assert client.get(f"/v1/clusters/{cluster_id}").json()["state"] == "PROVISIONING"
-        assert read(sd, f"cluster-{cluster_id}.json")
+        assert read(sd, target.name)
         gate.set()
         assert wait_state(client, cluster_id)["state"] == "READY"
         client.delete(f"/v1/clusters/{cluster_id}")
