@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 from rayline.stack import Stack, StackConfig, StackError
@@ -38,9 +39,32 @@ StateDirOption = Annotated[
 ]
 
 
-def load_stack(state_dir: Path | None = None) -> Stack:
+class _Steps:
+    """Each step on its own line; a long step's output as one live line under a spinner."""
+
+    def __init__(self) -> None:
+        self._status: Status | None = None
+
+    def step(self, line: str) -> None:
+        self.close()
+        console.print(f"• {escape(line)}")
+
+    def detail(self, line: str) -> None:
+        if self._status is None:
+            self._status = console.status("", spinner="dots")
+            self._status.start()
+        self._status.update(f"  [dim]{escape(line.strip()[-150:])}[/]")
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def load_stack(state_dir: Path | None = None, steps: _Steps | None = None) -> Stack:
     """The stack described by the environment, reporting its steps on the console."""
-    return Stack(StackConfig.from_env(state_dir), report=lambda line: console.print(f"• {line}"))
+    steps = steps or _Steps()
+    return Stack(StackConfig.from_env(state_dir), report=steps.step, detail=steps.detail)
 
 
 @app.command("up")
@@ -61,12 +85,16 @@ def up(
     """Start what is not running yet and wait until everything answers."""
     if coordination:
         os.environ["RAYLINE_STACK_COORDINATION"] = "1"
-    stack = load_stack(state_dir)
+    steps = _Steps()
+    stack = load_stack(state_dir, steps)
     try:
         stack.up(timeout=timeout)
     except (StackError, FileNotFoundError) as err:
+        steps.close()
         console.print(f"[red]error:[/] {escape(str(err))}")
         raise typer.Exit(1) from err
+    finally:
+        steps.close()
     _print_status(stack)
     console.print(
         f"Airflow UI: {stack.config.airflow_url} (user admin, password in "

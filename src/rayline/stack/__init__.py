@@ -7,6 +7,8 @@ See `rayline.stack.stack` (``rayline stack up|down|status``) and
 from __future__ import annotations
 
 from rayline.stack.config import StackConfig
-from rayline.stack.stack import ComponentStatus, Stack, StackError
+from rayline.stack.errors import StackError
+from rayline.stack.stack import Stack
+from rayline.stack.status import ComponentStatus
 
 __all__ = ["ComponentStatus", "Stack", "StackConfig", "StackError"]

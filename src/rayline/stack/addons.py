@@ -72,7 +72,7 @@ class Addon:
 
 def monitoring(config: StackConfig, token: str) -> Addon:
     """The stack's Prometheus: our config and rules, the stack manager's targets."""
-    port = int(os.environ.get("RAYLINE_PROMETHEUS_PORT", "59090"))
+    port = config.prometheus_port
     return Addon(
         name="prometheus",
         script=MONITORING_SCRIPT,
@@ -89,7 +89,7 @@ def monitoring(config: StackConfig, token: str) -> Addon:
 
 def zookeeper(config: StackConfig) -> Addon:
     """The stack's ZooKeeper (standalone, loopback) for coordinated managers."""
-    port = int(os.environ.get("RAYLINE_ZK_PORT", "52181"))
+    port = config.zookeeper_port
     return Addon(
         name="zookeeper",
         script=ZOOKEEPER_SCRIPT,

@@ -16,6 +16,10 @@ run its own stack next to the default one:
 | ``RAYLINE_STACK_COORDINATION`` | off | ``1``: start ZooKeeper, managers coordinate through it |
 | ``RAYLINE_PROMETHEUS_PORT`` / ``RAYLINE_ZK_PORT`` | 59090 / 52181 | Prometheus, ZooKeeper |
 
+``up`` writes these variables (with the stack's own, resolved values) into
+``$RAYLINE_STACK_DIR/stack.env``: sourcing it names this stack to every later
+command, even though it also points ``RAYLINE_HOME`` at the stack's manager.
+
 Secrets (Airflow's admin password, JWT secret, API secret key and Fernet key; the
 Cluster Manager's token) are generated on the first ``up`` and kept in
 ``$RAYLINE_STACK_DIR/secrets.json``, mode 600; nothing prints them.
@@ -27,6 +31,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from pydantic import SecretStr
 
 __all__ = [
     "SERVICES_SCRIPT",
+    "Report",
     "StackConfig",
     "StackSecrets",
     "load_secrets",
@@ -44,6 +50,9 @@ __all__ = [
 
 #: The one implementation of the services' start and stop (also used by CI and make).
 SERVICES_SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "services.sh"
+
+#: Called with one line per step of the stack's commands (the progress display).
+Report = Callable[[str], None]
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -77,6 +86,8 @@ class StackConfig:
     airflow_database: str
     bucket: str
     coordination: bool = False
+    prometheus_port: int = 59090
+    zookeeper_port: int = 52181
 
     @classmethod
     def from_env(cls, state_dir: Path | None = None) -> StackConfig:
@@ -97,7 +108,31 @@ class StackConfig:
             bucket=os.environ.get("RAYLINE_STACK_BUCKET") or "rayline",
             coordination=os.environ.get("RAYLINE_STACK_COORDINATION", "").lower()
             in ("1", "true", "yes", "on"),
+            prometheus_port=_port("RAYLINE_PROMETHEUS_PORT", 59090),
+            zookeeper_port=_port("RAYLINE_ZK_PORT", 52181),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that name this stack: `from_env` of them gives it back.
+
+        ``RAYLINE_STACK_DIR`` is explicit because a sourced ``stack.env`` moves
+        ``RAYLINE_HOME`` to the stack's manager home, from which the default state
+        dir (``$RAYLINE_HOME/stack``) would no longer be this stack's.
+        """
+        return {
+            "RAYLINE_STACK_DIR": str(self.state_dir),
+            "RAYLINE_SERVICES_DIR": str(self.services_dir),
+            "RAYLINE_PG_PORT": str(self.pg_port),
+            "RAYLINE_S3_PORT": str(self.s3_port),
+            "RAYLINE_STACK_MANAGER_PORT": str(self.manager_port),
+            "RAYLINE_STACK_AIRFLOW_PORT": str(self.airflow_port),
+            "RAYLINE_STACK_DATABASE": self.database,
+            "RAYLINE_STACK_AIRFLOW_DATABASE": self.airflow_database,
+            "RAYLINE_STACK_BUCKET": self.bucket,
+            "RAYLINE_STACK_COORDINATION": "1" if self.coordination else "0",
+            "RAYLINE_PROMETHEUS_PORT": str(self.prometheus_port),
+            "RAYLINE_ZK_PORT": str(self.zookeeper_port),
+        }
 
     @property
     def airflow_home(self) -> Path:

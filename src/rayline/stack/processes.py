@@ -14,11 +14,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BackgroundProcess", "session_members"]
+from rayline.stack.errors import StackError
+
+__all__ = ["BackgroundProcess", "answers", "session_members", "wait_until_ready"]
 
 
 def _start_time(pid: int) -> int | None:
@@ -143,3 +145,33 @@ def _signal_session(sid: int, sig: signal.Signals) -> None:
     for pid in session_members(sid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
+
+
+def answers(url: str) -> bool:
+    """True when ``GET url`` answers 200 within 2 seconds."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_ready(process: BackgroundProcess, timeout: float, ready: Callable[[], bool]) -> None:
+    """Wait until ``ready()`` holds, failing early when ``process`` exits.
+
+    Raises:
+        StackError: the process exited, or ``ready()`` did not hold in ``timeout`` seconds;
+            the message holds the end of its log.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if process.exited():
+            raise StackError(f"{process.name} exited at start-up:\n{process.tail()}")
+        time.sleep(0.5)
+    raise StackError(
+        f"{process.name} did not answer in {timeout:g}s (log: {process.log_file}):\n"
+        f"{process.tail()}"
+    )

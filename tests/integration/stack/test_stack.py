@@ -1,5 +1,9 @@
 """The full local stack end to end: `rayline stack up`, `workflow run`, `stack down`.
 
+Every command runs both ways a user runs it: in a plain shell, and in one that
+sourced the stack's ``stack.env`` (which moves ``RAYLINE_HOME`` to the stack's
+manager home), and both find the same stack.
+
 Real services (the Postgres, S3 server and Docker engine of `deploy/services.sh`,
 already running: the stack finds them up and leaves them up), a real Cluster
 Manager and a real Airflow 3 (api-server, scheduler with the LocalExecutor on
@@ -54,16 +58,24 @@ class StackUnderTest:
     metadata_url: URL
     model: str
 
-    def rayline(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def rayline(
+        self, *args: str, timeout: float = 900, sourced: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """``rayline ARGS``; ``sourced``: in a shell that ran ``source stack.env`` first."""
+        argv = [sys.executable, "-m", "rayline", *args]
+        if sourced:
+            script = 'source "$1" && shift && exec "$@"'
+            argv = ["bash", "-c", script, "sh", str(self.state_dir / "stack.env"), *argv]
         done = subprocess.run(
-            [sys.executable, "-m", "rayline", *args],
+            argv,
             env=self.env,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
-        print(f"$ rayline {' '.join(args)}  -> {done.returncode}\n{done.stdout}\n{done.stderr}")
+        how = "(stack.env sourced) " if sourced else ""
+        print(f"$ {how}rayline {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
         return done
 
     def pids(self) -> dict[str, int]:
@@ -99,13 +111,15 @@ def stack(pg_admin_url: URL, s3_client: Any, tmp_path: Path) -> Iterator[StackUn
     )
     s3_port = httpx.URL(required_env("RAYLINE_S3_ENDPOINT_URL")).port
     token = secrets.token_hex(4)
-    state_dir = tmp_path / "stack"
+    # The default state dir under RAYLINE_HOME, as a user has it: no RAYLINE_STACK_DIR.
+    home = tmp_path / "home"
+    state_dir = home / "stack"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "RAYLINE_STACK_DIR"},
+        "RAYLINE_HOME": str(home),
         "RAYLINE_SERVICES_DIR": services_dir,
         "RAYLINE_PG_PORT": str(pg_admin_url.port),
         "RAYLINE_S3_PORT": str(s3_port),
-        "RAYLINE_STACK_DIR": str(state_dir),
         "RAYLINE_STACK_MANAGER_PORT": str(free_port()),
         "RAYLINE_STACK_AIRFLOW_PORT": str(free_port()),
         "RAYLINE_STACK_DATABASE": f"rl_stack_{token}",
@@ -147,11 +161,15 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
     for secret in json.loads(secrets_text).values():
         assert secret not in up.stdout + up.stderr  # never printed
 
-    again = stack.rayline("stack", "up")  # idempotent: nothing restarted
+    # Idempotent, and the same stack from a shell that sourced stack.env: nothing restarted.
+    again = stack.rayline("stack", "up", sourced=True)
     assert again.returncode == 0, again.stderr
     assert stack.pids() == first_pids
+    assert not (stack.state_dir / "home" / "stack").exists()  # no second stack under its home
     status = stack.rayline("stack", "status", "--json")
     states = {row["name"]: row["state"] for row in json.loads(status.stdout)}
+    sourced = stack.rayline("stack", "status", "--json", sourced=True)
+    assert {row["name"]: row["state"] for row in json.loads(sourced.stdout)} == states
     assert states == {
         **{name: "up" for name in COMPONENTS},
         **{name: "external" for name in ("postgres", "s3", "docker")},  # up before the stack
@@ -175,10 +193,19 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
             }
         )
     )
-    run = stack.rayline("workflow", "run", str(spec), "--timeout", "900", timeout=1200)
+    run = stack.rayline(
+        "workflow", "run", str(spec), "--timeout", "900", timeout=1200, sourced=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "the run succeeded" in run.stdout
     assert "prediction" in run.stdout
+    # The stack's records from the sourced shell; the embedded (empty) ones without it.
+    for command in (["models", "list"], ["workflow", "list"]):
+        assert stack.rayline(*command, sourced=True).returncode == 0, command
+        assert stack.rayline(*command).returncode == 0, command
+    assert stack.rayline("clusters", "list", sourced=True).returncode == 0
+    assert stack.model in stack.rayline("models", "list", sourced=True).stdout
+    assert stack.model not in stack.rayline("models", "list").stdout
 
     engine = create_engine_for(stack.metadata_url.render_as_string(hide_password=False))
     try:
@@ -202,7 +229,7 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
         assert answer.status_code == 200, answer.text
         assert [int(p) for p in answer.json()["predictions"]] == [0, 2]
 
-        down = stack.rayline("stack", "down")
+        down = stack.rayline("stack", "down", sourced=True)
         assert down.returncode == 0, down.stdout + down.stderr
 
         with session_scope(engine) as session:

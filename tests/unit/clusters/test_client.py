@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rayline.clusters import client as client_module
+from rayline.clusters import _transport as transport_module
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.errors import (
     AuthenticationError,
@@ -505,7 +505,7 @@ def test_an_answer_that_is_not_the_schema_says_so(make: Any) -> None:
 def test_token_is_absent_from_repr_and_from_every_error(make: Any) -> None:
     c = make(answer(400, {"detail": f"you sent {TOKEN}"}))
     assert TOKEN not in repr(c)
-    assert TOKEN not in repr(c._http.auth)
+    assert TOKEN not in repr(c._transport._http.auth)
     with pytest.raises(ClusterManagerError) as info:
         c.get_cluster("c-1")
     assert TOKEN not in str(info.value)
@@ -559,9 +559,9 @@ def test_development_token_file_is_used_when_no_token_is_set(
 
 # ------------------------------------------------------------ helpers
 def test_retry_after_parses_seconds_and_dates() -> None:
-    assert client_module._retry_after("3") == 3
-    assert client_module._retry_after(None) is None
-    assert client_module._retry_after("soon") is None
+    assert transport_module.retry_after("3") == 3
+    assert transport_module.retry_after(None) is None
+    assert transport_module.retry_after("soon") is None
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-    parsed = client_module._retry_after(later)
+    parsed = transport_module.retry_after(later)
     assert parsed is not None and 100 < parsed <= 120

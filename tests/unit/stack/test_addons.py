@@ -14,6 +14,7 @@ import pytest
 
 from rayline.stack import addons
 from rayline.stack.config import StackConfig, load_secrets
+from rayline.stack.environment import process_environment
 from rayline.stack.stack import Stack
 from tests.unit.stack.helpers import stack_config
 
@@ -48,11 +49,12 @@ def test_prometheus_reads_the_stack_managers_targets_with_its_token(tmp_path: Pa
 
 
 def test_coordination_names_zookeeper_in_the_managers_environment(tmp_path: Path) -> None:
-    stack = Stack(_config(tmp_path, coordination=True))
-    env = stack._environment(load_secrets(tmp_path / "stack"))
+    env = process_environment(
+        _config(tmp_path, coordination=True), load_secrets(tmp_path / "stack")
+    )
     assert env["RAYLINE_ZOOKEEPER_HOSTS"] == "127.0.0.1:52181"
-    plain = Stack(_config(tmp_path))
-    assert "RAYLINE_ZOOKEEPER_HOSTS" not in plain._environment(load_secrets(tmp_path / "stack"))
+    plain = process_environment(_config(tmp_path), load_secrets(tmp_path / "stack"))
+    assert "RAYLINE_ZOOKEEPER_HOSTS" not in plain
 
 
 def test_an_addon_is_started_once_and_stopped_only_when_ours(
@@ -63,13 +65,13 @@ def test_an_addon_is_started_once_and_stopped_only_when_ours(
     down = _stand_in(tmp_path, "mon-down.sh", status_up=False)
     addon = dataclasses.replace(addons.monitoring(stack.config, "t"), script=down)
 
-    stack._up_addon(addon, required=False)
-    assert "prometheus" in stack._state()["started_addons"]
+    stack.up_addon(addon, required=False)
+    assert "prometheus" in stack.state.started("addons")
     calls = (tmp_path / "mon-down.sh.calls").read_text().split("\n")
     assert [c.split(" ")[0] for c in calls if c] == ["status", "up"]
 
     running = dataclasses.replace(addon, script=_stand_in(tmp_path, "mon-up.sh", status_up=True))
-    stack._up_addon(running, required=False)  # already up: not started again
+    stack.up_addon(running, required=False)  # already up: not started again
     assert (tmp_path / "mon-up.sh.calls").read_text().split()[0] == "status"
 
 
@@ -82,7 +84,7 @@ def test_a_failing_optional_addon_only_warns(tmp_path: Path) -> None:
     broken.chmod(broken.stat().st_mode | stat.S_IXUSR)
     addon = dataclasses.replace(addons.monitoring(stack.config, "t"), script=broken)
 
-    stack._up_addon(addon, required=False)
+    stack.up_addon(addon, required=False)
 
     assert any("prometheus not started" in line and "59090 is taken" in line for line in lines)
-    assert "prometheus" not in stack._state().get("started_addons", [])
+    assert "prometheus" not in stack.state.started("addons")

@@ -15,20 +15,14 @@ teardown; the temp dir (Ray's session, sockets and logs) is removed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import ipaddress
 import logging
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from rayline.clusters.backends.base import (
     Activity,
@@ -44,22 +38,13 @@ from rayline.clusters.backends.errors import (
     BackendUnavailableError,
     InvalidHandleError,
     ProvisionError,
-    TeardownError,
 )
+from rayline.clusters.backends.local_handle import LocalHandleData, LocalNode, host_port
+from rayline.clusters.backends.local_nodes import NodeProcesses, remove_tree
 from rayline.clusters.backends.ports import PortAllocator
-from rayline.clusters.backends.processes import (
-    ProcessRecord,
-    find_marked,
-    is_running,
-    kill_processes,
-    mentions,
-    read_cmdline,
-    record_of,
-    wait_gone,
-)
+from rayline.clusters.backends.processes import find_marked, is_running, kill_processes
 from rayline.clusters.backends.ray_nodes import (
     TEMP_DIR_ENV,
-    NodePorts,
     PortPlan,
     head_command,
     plan_ports,
@@ -80,38 +65,6 @@ _MAX_TEMP_DIR_LEN = 36
 _PROBE_TIMEOUT = 3.0
 # The dashboard connects to Ray on the first Serve request: give it time.
 _SERVE_TIMEOUT = 10.0
-_KILL_WAIT = 5.0
-_REAP_WAIT = 2.0
-_LOG_TAIL_LINES = 12
-
-
-class LocalNode(BaseModel):
-    """One started node: its ``ray start`` process, log and ports."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    role: Literal["head", "worker"]
-    process: ProcessRecord
-    log_file: str
-    ports: NodePorts
-
-
-class LocalHandleData(BaseModel):
-    """The local backend's private part of a `ClusterHandle` (``handle.handle``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    temp_dir: str
-    log_dir: str
-    ip: str
-    ports: PortPlan
-    nodes: list[LocalNode]
-
-    @property
-    def head(self) -> LocalNode:
-        """The head node (always first)."""
-        return self.nodes[0]
 
 
 class LocalBackend(ClusterBackend):
@@ -131,9 +84,7 @@ class LocalBackend(ClusterBackend):
             end=settings.local_port_range_end,
             host=self._ip,
         )
-        # Our own children, kept to reap them and to read their exit codes.
-        self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
-        self._children_lock = threading.Lock()
+        self._nodes = NodeProcesses(stop_grace_seconds=settings.local_stop_grace_seconds)
         if len(str(self.temp_dir_for("x"))) > _MAX_TEMP_DIR_LEN:
             raise BackendError(
                 f"RAYLINE_RAY_TEMP_BASE={self._temp_base} is too long for Ray's socket paths "
@@ -146,8 +97,8 @@ class LocalBackend(ClusterBackend):
         for resources in (request.head, request.worker):
             resource_flags(resources)  # refuse unsupported shapes before starting anything
         temp_dir = self.temp_dir_for(request.cluster_id)
-        self._stop(temp_dir, [])  # leftovers of an earlier attempt for this cluster
-        _remove_tree(temp_dir)
+        self._nodes.stop(temp_dir, [])  # leftovers of an earlier attempt for this cluster
+        remove_tree(temp_dir)
         temp_dir.mkdir(parents=True, mode=0o700)
         log_dir = self._state_dir / request.cluster_id
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -156,15 +107,15 @@ class LocalBackend(ClusterBackend):
             with self.coordination_lock(f"ports-{self._ip}"):  # coordination (issue 8)
                 block = self._ports.allocate(request.cluster_id, count, guard=temp_dir)
         except ProvisionError:
-            _remove_tree(temp_dir)
+            remove_tree(temp_dir)
             raise
         plan = plan_ports(block, request.node_count, self.settings.local_worker_ports_per_node)
         nodes: list[LocalNode] = []
         try:
             self._start_nodes(request, temp_dir, log_dir, plan, nodes)
         except OSError as exc:
-            self._stop(temp_dir, [n.process for n in nodes])
-            _remove_tree(temp_dir)
+            self._nodes.stop(temp_dir, [n.process for n in nodes])
+            remove_tree(temp_dir)
             self._ports.release(request.cluster_id)
             raise ProvisionError(
                 f"could not start Ray for cluster {request.cluster_id}: {exc}; "
@@ -183,7 +134,7 @@ class LocalBackend(ClusterBackend):
         data = self._data(handle)
         gone = [n for n in data.nodes if not is_running(n.process)]
         if gone:
-            reason = "; ".join(self._exit_story(n) for n in gone)
+            reason = "; ".join(self._nodes.exit_story(n) for n in gone)
             return HealthReport(expected_nodes=expected_nodes, dead=True, reason=reason)
         with DashboardClient(handle.dashboard_url, timeout=_PROBE_TIMEOUT) as dashboard:
             gcs_ok, why = dashboard.gcs_healthy()
@@ -225,12 +176,10 @@ class LocalBackend(ClusterBackend):
         data = self._data(handle)
         temp_dir = Path(data.temp_dir)
         # Workers first, so the head never sees them die as failures worth reporting.
-        self._stop(temp_dir, [n.process for n in reversed(data.nodes)])
-        _remove_tree(temp_dir)
+        self._nodes.stop(temp_dir, [n.process for n in reversed(data.nodes)])
+        remove_tree(temp_dir)
         self._ports.release(handle.cluster_id)
-        with self._children_lock:
-            for node in data.nodes:
-                self._children.pop((node.process.pid, node.process.start_ticks), None)
+        self._nodes.forget(data.nodes)
         log.info("cluster %s: every Ray process stopped, %s removed", handle.cluster_id, temp_dir)
 
     def release_unrecorded(self, cluster_id: str) -> None:
@@ -238,8 +187,8 @@ class LocalBackend(ClusterBackend):
         temp_dir = self.temp_dir_for(cluster_id)
         orphans = find_marked(temp_dir, TEMP_DIR_ENV)
         kill_processes(orphans, signal.SIGTERM)
-        self._stop(temp_dir, [])  # waits, then SIGKILLs what is left
-        _remove_tree(temp_dir)
+        self._nodes.stop(temp_dir, [])  # waits, then SIGKILLs what is left
+        remove_tree(temp_dir)
         self._ports.release(cluster_id)
         if orphans:
             log.info("cluster %s: stopped %d unrecorded Ray process(es)", cluster_id, len(orphans))
@@ -247,7 +196,7 @@ class LocalBackend(ClusterBackend):
     def adopt(self, handle: ClusterHandle) -> bool:
         """True when the head's ``ray start`` still runs and is provably this cluster's."""
         data = self._data(handle)
-        return self._owns(data.head.process, Path(data.temp_dir))
+        return self._nodes.owns(data.head.process, Path(data.temp_dir))
 
     def capacity(self) -> Capacity:
         """This host's CPU cores, physical memory and NVIDIA GPUs."""
@@ -293,12 +242,12 @@ class LocalBackend(ClusterBackend):
             cluster_id=cluster_id,
             head=plan.head,
         )
-        nodes.append(self._spawn("head", "head", argv, env, log_dir, plan.nodes[0]))
-        gcs_address = _host_port(ip, plan.head.gcs)
+        nodes.append(self._nodes.spawn("head", "head", argv, env, log_dir, plan.nodes[0]))
+        gcs_address = host_port(ip, plan.head.gcs)
         env = ray_environment(
             os.environ, python=python, ip=ip, temp_dir=temp_dir, cluster_id=cluster_id
         )
-        dashboard_url = f"http://{_host_port(ip, plan.head.dashboard)}"
+        dashboard_url = f"http://{host_port(ip, plan.head.dashboard)}"
         for i, ports in enumerate(plan.nodes[1:], start=1):
             argv = worker_command(
                 python=python,
@@ -311,82 +260,7 @@ class LocalBackend(ClusterBackend):
                 after_nodes=1,  # the head: never hold a start slot before it is up
                 dashboard_url=dashboard_url,
             )
-            nodes.append(self._spawn(f"worker-{i}", "worker", argv, env, log_dir, ports))
-
-    def _spawn(
-        self,
-        name: str,
-        role: Literal["head", "worker"],
-        argv: list[str],
-        env: dict[str, str],
-        log_dir: Path,
-        ports: NodePorts,
-    ) -> LocalNode:
-        log_file = log_dir / f"{name}.log"
-        with open(log_file, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=env[TEMP_DIR_ENV],  # drivers inherit it: relative paths stay inside
-                start_new_session=True,  # own process group, immune to our signals
-            )
-        # A process that died at once has no start time: -1 never matches a live one.
-        record = record_of(proc.pid) or ProcessRecord(pid=proc.pid, pgid=proc.pid, start_ticks=-1)
-        with self._children_lock:
-            self._children[(record.pid, record.start_ticks)] = proc
-        return LocalNode(name=name, role=role, process=record, log_file=str(log_file), ports=ports)
-
-    def _owns(self, record: ProcessRecord, temp_dir: Path) -> bool:
-        """Alive, same start time and group, and started for this temp dir."""
-        return record_of(record.pid) == record and mentions(read_cmdline(record.pid), temp_dir)
-
-    def _stop(self, temp_dir: Path, roots: list[ProcessRecord]) -> None:
-        """SIGTERM our process groups, wait, SIGKILL whatever of the cluster is left."""
-        grace = self.settings.local_stop_grace_seconds
-        ours = [r for r in roots if self._owns(r, temp_dir)]
-        for root in ours:
-            _signal_group(root.pgid, signal.SIGTERM)
-        left = wait_gone(ours + find_marked(temp_dir, TEMP_DIR_ENV), grace)
-        for root in ours:
-            if is_running(root):
-                _signal_group(root.pgid, signal.SIGKILL)
-        kill_processes(left, signal.SIGKILL)
-        # Sweep again: a job's watcher or a worker may have been mid-spawn.
-        for _ in range(3):
-            stragglers = find_marked(temp_dir, TEMP_DIR_ENV)
-            if not stragglers:
-                break
-            kill_processes(stragglers, signal.SIGKILL)
-            wait_gone(stragglers, _KILL_WAIT)
-        self._reap()
-        survivors = find_marked(temp_dir, TEMP_DIR_ENV)
-        if survivors:
-            raise TeardownError(
-                f"processes {[s.pid for s in survivors]} of the Ray cluster in {temp_dir} "
-                "survived SIGKILL (stuck in the kernel?); terminate again, or reboot the host"
-            )
-
-    def _reap(self) -> None:
-        with self._children_lock:
-            for proc in self._children.values():
-                proc.poll()
-
-    def _exit_story(self, node: LocalNode) -> str:
-        """Why a node is gone, with the end of its log."""
-        with self._children_lock:
-            proc = self._children.get((node.process.pid, node.process.start_ticks))
-        code = None
-        if proc is not None:
-            # A killed multi-threaded process shows as a zombie before it can be reaped.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                code = proc.wait(timeout=_REAP_WAIT)
-        how = f"exited with code {code}" if code is not None else "is gone"
-        tail = _tail(Path(node.log_file), _LOG_TAIL_LINES)
-        story = f"{node.name} `ray start` (pid {node.process.pid}) {how}"
-        return f"{story}; last lines of {node.log_file}:\n{tail}" if tail else story
+            nodes.append(self._nodes.spawn(f"worker-{i}", "worker", argv, env, log_dir, ports))
 
     def _data(self, handle: ClusterHandle) -> LocalHandleData:
         try:
@@ -399,49 +273,19 @@ class LocalBackend(ClusterBackend):
 
     def _handle(self, cluster_id: str, data: LocalHandleData) -> ClusterHandle:
         ip = data.ip
-        url = f"http://{_host_port(ip, data.ports.head.dashboard)}"
-        targets = {n.name: _host_port(ip, n.ports.metrics_export) for n in data.nodes}
-        targets["dashboard"] = _host_port(ip, data.ports.head.dashboard_metrics)
-        targets["autoscaler"] = _host_port(ip, data.ports.head.autoscaler_metrics)
+        url = f"http://{host_port(ip, data.ports.head.dashboard)}"
+        targets = {n.name: host_port(ip, n.ports.metrics_export) for n in data.nodes}
+        targets["dashboard"] = host_port(ip, data.ports.head.dashboard_metrics)
+        targets["autoscaler"] = host_port(ip, data.ports.head.autoscaler_metrics)
         return ClusterHandle(
             backend=self.name,
             cluster_id=cluster_id,
-            head_address=_host_port(ip, data.ports.head.gcs),
+            head_address=host_port(ip, data.ports.head.gcs),
             dashboard_url=url,
             job_api_url=url,
             metrics_targets=targets,
             handle=data.model_dump(mode="json"),
         )
-
-
-def _host_port(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ipaddress.ip_address(ip).version == 6 else f"{ip}:{port}"
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _remove_tree(path: Path) -> None:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise TeardownError(
-            f"could not remove Ray temp dir {path}: {exc}; remove it by hand"
-        ) from exc
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
 def _count_gpus() -> int:
