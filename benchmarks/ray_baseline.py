@@ -84,7 +84,7 @@ _APP = textwrap.dedent(
     @serve.deployment
     class Model:
         def __init__(self) -> None:
-            with open("model.pkl", "rb") as handle:  # shipped in the working_dir
+            with open(__file__.rsplit("/", 1)[0] + "/model.pkl", "rb") as handle:
                 self.model = pickle.load(handle)
 
         async def __call__(self, request: Request) -> dict:
@@ -121,7 +121,7 @@ def _answers(url: str, **kwargs: object) -> bool:
 
 
 @contextmanager
-def _head(workdir: Path, log_name: str) -> Iterator[tuple[str, str]]:
+def _head(workdir: Path, log_name: str, **env: str) -> Iterator[tuple[str, str]]:
     """A ``ray start --head --block`` cluster; yields (GCS address, dashboard URL)."""
     temp = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))  # short: Ray's socket paths
     gcs, dash = _free_port(), _free_port()
@@ -133,7 +133,11 @@ def _head(workdir: Path, log_name: str) -> Iterator[tuple[str, str]]:
     ]  # fmt: skip
     with (workdir / log_name).open("ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_ENV, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**_ENV, **env},
+            start_new_session=True,
         )
     try:
         dashboard = f"http://127.0.0.1:{dash}"
@@ -191,13 +195,13 @@ def run_once(workdir: Path) -> dict[str, float]:
                         "name": "iris",
                         "route_prefix": "/",
                         "import_path": "baseline_app:app",
-                        "runtime_env": {"working_dir": str(workdir)},
                     }
                 ],
             }
         )
     )
-    with _head(workdir, "serving-head.log") as (gcs, _):
+    # Serve's replicas are workers of this head: they import the app from its path.
+    with _head(workdir, "serving-head.log", PYTHONPATH=str(workdir)) as (gcs, _):
         lap(STEPS[3])
         with (workdir / "serve-run.log").open("ab") as log:
             serve = subprocess.Popen(
