@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         default_factory=lambda data: data["home"] / "prometheus" / "targets"
     )
 
-    # >>> coordination (issue 8): ZooKeeper for several manager replicas; empty = one manager.
+    # ZooKeeper for several manager replicas; empty = one manager.
     zookeeper_hosts: str = ""
     zookeeper_root: str = "/rayline"
     # Leadership moves to another replica within this long after the leader dies.

@@ -164,7 +164,7 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
         if spec.request_id is None:
             spec = spec.model_copy(update={"request_id": str(uuid.uuid4())})
         # Only the fields the caller set: the manager fills the rest, with the shared
-        # default TTL and idle timeout when coordination sets them (issue 8).
+        # default TTL and idle timeout when coordination sets them.
         body = spec.model_dump(mode="json", exclude_unset=True)
         response = self._transport.request("POST", "/v1/clusters", what="cluster spec", json=body)
         return parse(response, ClusterPublic)

@@ -1,4 +1,4 @@
-"""Wire a `Coordinator` into the Cluster Manager (issue 8).
+"""Wire a `Coordinator` into the Cluster Manager.
 
 The coordinator gets the quota, port and per-model locks, hears about every
 cluster and endpoint change, and registers what `registry_snapshot` reads from

@@ -5,7 +5,7 @@ cluster, moves it between READY and UNHEALTHY, fails the ones whose processes
 died (and cleans them), and reaps clusters past their TTL or idle timeout, except
 a serving cluster that still backs a registered endpoint.
 
-With several replicas (coordination, issue 8) only the leader runs it. A cluster
+With several replicas (coordination) only the leader runs it. A cluster
 records its ``owner``, the replica provisioning or terminating it: reconciliation
 leaves a cluster to a live owner, and the leader takes over the clusters of an
 owner that is gone (on election, and on every pass after that).
@@ -31,7 +31,7 @@ __all__ = ["LifecycleManager"]
 
 log = logging.getLogger(__name__)
 
-# coordination (issue 8): states in which the owner's provisioner is working on it.
+# States in which the owner's provisioner is working on it.
 _IN_PROGRESS = (ClusterState.PENDING, ClusterState.PROVISIONING, ClusterState.TERMINATING)
 
 
@@ -59,7 +59,7 @@ class LifecycleManager:
     # ------------------------------------------------------------ loop
     def start(self) -> None:
         """Start the background loop (reconciles once first); again after a `stop`."""
-        self._stop.clear()  # coordination (issue 8): leadership may come back
+        self._stop.clear()  # Leadership may come back
         self.reconcile()
         self._thread = threading.Thread(target=self._loop, name="lifecycle", daemon=True)
         self._thread.start()
@@ -95,7 +95,7 @@ class LifecycleManager:
         watched_ids = {cluster.id for cluster in watched}
         for cluster_id in self._missed_probes.keys() - watched_ids:
             del self._missed_probes[cluster_id]  # ended or taken elsewhere
-        self._take_over_orphans()  # coordination (issue 8)
+        self._take_over_orphans()
         self._publish_counts()
 
     def _publish_counts(self) -> None:
@@ -176,7 +176,7 @@ class LifecycleManager:
     def reconcile(self) -> None:
         """After a (re)start: adopt live clusters, finish interrupted work, clean the lost.
 
-        coordination (issue 8): a cluster another live replica is provisioning or
+        A cluster another live replica is provisioning or
         terminating is left to it (see `_left_to_owner`); the rest are taken over.
         """
         for cluster in self._service.list_clusters(limit=100_000):
@@ -192,7 +192,7 @@ class LifecycleManager:
                 continue
             self._take_over(cluster, "after manager restart")
 
-    # coordination (issue 8) ------------------------------------- ownership
+    # ------------------------------------------------------------ ownership
     @property
     def _coordinator(self) -> Coordinator:
         return self._service.coordinator

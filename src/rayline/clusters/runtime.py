@@ -41,7 +41,7 @@ class ManagerRuntime:
     provisioner: Provisioner
     lifecycle: LifecycleManager
     metrics: ManagerMetrics
-    coordinator: Coordinator = field(default_factory=LocalCoordinator)  # issue 8
+    coordinator: Coordinator = field(default_factory=LocalCoordinator)
 
     @classmethod
     def start(cls, settings: Settings, *, run_lifecycle: bool = True) -> ManagerRuntime:
@@ -66,7 +66,7 @@ class ManagerRuntime:
             settings=settings,
             metrics=metrics,
         )
-        # coordination (issue 8): only the elected replica runs the lifecycle manager.
+        # Only the elected replica runs the lifecycle manager.
         coordinator = coordinate(settings, service, backend)
         if run_lifecycle:
             coordinator.lead(lifecycle.start, lifecycle.stop)
@@ -78,7 +78,7 @@ class ManagerRuntime:
     def stop(self) -> None:
         """Stop background work; running clusters stay up and are re-adopted later."""
         self.lifecycle.stop()
-        # coordination (issue 8): finish the Ray starts in flight (their handles get
+        # Finish the Ray starts in flight (their handles get
         # stored) while our member node still says we own those clusters; then leave,
         # and the next leader takes over what we were provisioning or terminating.
         self.provisioner.shutdown()

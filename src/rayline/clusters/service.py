@@ -56,7 +56,7 @@ class ClusterService:
         self._read_sessions = _read_only_factory(sessions)
         self._settings = settings
         self._create_lock = threading.Lock()
-        # coordination (issue 8): cross-replica locks; ManagerRuntime sets the real one.
+        # Cross-replica locks; ManagerRuntime sets the real one.
         self.coordinator: Coordinator = LocalCoordinator()
         # Called after a state change or an endpoint change (Prometheus targets).
         self.change_listeners: list[Callable[[], None]] = []
@@ -83,7 +83,7 @@ class ClusterService:
         Raises:
             QuotaExceededError: the live-cluster quota is reached.
         """
-        spec = self._with_shared_defaults(spec)  # coordination (issue 8)
+        spec = self._with_shared_defaults(spec)
         with self._create_lock, self.coordinator.lock("cluster-quota"), self.session() as session:
             self._lock_creates(session)
             if spec.request_id is not None:
@@ -111,7 +111,7 @@ class ClusterService:
                 idle_timeout_seconds=spec.idle_timeout_seconds,
                 nodes=[],
                 backend_handle={},
-                owner=self.coordinator.identifier,  # coordination (issue 8): we provision it
+                owner=self.coordinator.identifier,  # We provision it
             )
             session.add(cluster)
             session.flush()
@@ -127,7 +127,7 @@ class ClusterService:
             return cluster, True
 
     def _with_shared_defaults(self, spec: ClusterCreate) -> ClusterCreate:
-        """coordination (issue 8): fill TTL and idle timeout the request left unset."""
+        """Fill TTL and idle timeout the request left unset."""
         defaults = {
             "ttl_seconds": self._settings.default_ttl_seconds,
             "idle_timeout_seconds": self._settings.default_idle_timeout_seconds,
@@ -197,7 +197,7 @@ class ClusterService:
         Returns:
             The cluster and whether this call started its termination.
         """
-        # coordination (issue 8): the caller tears it down, so it becomes the owner.
+        # The caller tears it down, so it becomes the owner.
         started = self.move(
             cluster_id, ClusterState.TERMINATING, reason, owner=self.coordinator.identifier
         )
@@ -268,7 +268,7 @@ class ClusterService:
     # ------------------------------------------------------------ services
     def register_service(self, spec: ServiceCreate) -> ServiceEndpoint:
         """Register (or replace, by URL) a serving endpoint, one per model at a time."""
-        with self.coordinator.lock(f"model-{spec.model_name}"):  # coordination (issue 8)
+        with self.coordinator.lock(f"model-{spec.model_name}"):
             return self._register_service(spec)
 
     def _register_service(self, spec: ServiceCreate) -> ServiceEndpoint:

@@ -1,4 +1,4 @@
-"""ZooKeeper locks taken outside the Cluster Manager: by deploy jobs and CLIs (issue 8).
+"""ZooKeeper locks taken outside the Cluster Manager: by deploy jobs and CLIs.
 
 The manager's own locks go through its `Coordinator`; a deploy runs as a Ray job
 on a serving cluster (or in a CLI) and must hold its model's lock for minutes,

@@ -103,7 +103,7 @@ class Cluster(Base):
     nodes: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     # Whatever the backend needs to re-adopt or kill the cluster after a restart.
     backend_handle: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    # coordination (issue 8): member id of the manager replica that provisions or
+    # Member id of the manager replica that provisions or
     # terminates the cluster; another replica's reconciliation leaves it alone while
     # that replica lives. None on rows from before migration 0002.
     owner: Mapped[str | None] = mapped_column(String(255))

@@ -11,7 +11,7 @@ is stopped and recorded FAILED; what served before goes on serving.
 With ZooKeeper configured (``RAYLINE_ZOOKEEPER_HOSTS``), a deploy or rollback
 holds the model's ``deploy-<model>`` lock from choosing the version to retiring
 the old one, so two concurrent deploys of one model, from any hosts, run one after
-the other and never leave two versions LIVE (issue 8).
+the other and never leave two versions LIVE.
 
 Example:
     >>> deployer = Deployer(settings=settings, engine=engine, manager=client)  # doctest: +SKIP
@@ -59,7 +59,7 @@ __all__ = ["Deployer", "resolve_version", "split_artifact_uri", "wait_until_heal
 
 log = logging.getLogger(__name__)
 
-# coordination (issue 8): how long a deploy waits for another deploy of its model
+# How long a deploy waits for another deploy of its model
 # (one that builds an image may take many minutes).
 _DEPLOY_LOCK_TIMEOUT_SECONDS = 3600.0
 
@@ -212,7 +212,7 @@ class Deployer:
             PortInUseError: ``port`` is taken.
         """
         parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
-        with self._model_lock(parsed.name):  # coordination (issue 8): the whole update
+        with self._model_lock(parsed.name):  # The whole update
             return self._deploy(parsed, port, cluster_id, spec, workflow_run_id)
 
     def _deploy(
@@ -368,7 +368,7 @@ class Deployer:
 
     @contextlib.contextmanager
     def _model_lock(self, model: str) -> Iterator[None]:
-        """coordination (issue 8): hold ``deploy-<model>`` across replicas and hosts.
+        """Hold ``deploy-<model>`` across replicas and hosts.
 
         Re-entrant within this deployer (a rollback deploys under its own lock).
         """
@@ -400,7 +400,7 @@ class Deployer:
                 self._locked.pop(model, None)
 
     def _check_lock(self, model: str) -> None:
-        """coordination (issue 8): go live only while still holding the model's lock.
+        """Go live only while still holding the model's lock.
 
         Raises:
             DeploymentFailedError: the ZooKeeper session holding it expired meanwhile,
@@ -465,7 +465,7 @@ class Deployer:
             DeploymentFailedError: Nothing of ``model`` is live, or no other
                 version was served before.
         """
-        with self._model_lock(model):  # coordination (issue 8): choose under the lock too
+        with self._model_lock(model):  # Choose under the lock too
             return self._rollback(model, port, cluster_id, spec, workflow_run_id)
 
     def _rollback(

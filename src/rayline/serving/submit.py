@@ -79,7 +79,7 @@ def deploy_env_vars(settings: Settings) -> dict[str, str]:
         env["RAYLINE_API_TOKEN"] = token.get_secret_value()
     for name in _SERVING_SETTINGS:
         env[f"RAYLINE_{name.upper()}"] = str(getattr(settings, name))
-    if settings.zookeeper_hosts:  # coordination (issue 8): the deploy holds the model's lock
+    if settings.zookeeper_hosts:  # The deploy holds the model's lock
         for name in _COORDINATION_SETTINGS:
             env[f"RAYLINE_{name.upper()}"] = str(getattr(settings, name))
     if "DOCKER_HOST" in os.environ:

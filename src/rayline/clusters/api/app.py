@@ -77,7 +77,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClusterNotFoundError, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(UnknownModelVersionError, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(QuotaExceededError, handler(status.HTTP_429_TOO_MANY_REQUESTS))
-    # coordination (issue 8): a locked write while ZooKeeper is unreachable.
+    # A locked write while ZooKeeper is unreachable.
     app.add_exception_handler(
         CoordinationUnavailableError, handler(status.HTTP_503_SERVICE_UNAVAILABLE)
     )

@@ -252,7 +252,7 @@ class ClusterBackend(ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # coordination (issue 8): a lock held across manager replicas, by name.
+        # A lock held across manager replicas, by name.
         self.coordination_lock: Callable[[str], AbstractContextManager[Any]] = _no_lock
 
     @abstractmethod

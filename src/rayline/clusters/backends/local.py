@@ -104,7 +104,7 @@ class LocalBackend(ClusterBackend):
         log_dir.mkdir(parents=True, exist_ok=True)
         count = ports_needed(request.node_count, self.settings.local_worker_ports_per_node)
         try:
-            with self.coordination_lock(f"ports-{self._ip}"):  # coordination (issue 8)
+            with self.coordination_lock(f"ports-{self._ip}"):
                 block = self._ports.allocate(request.cluster_id, count, guard=temp_dir)
         except ProvisionError:
             remove_tree(temp_dir)

@@ -21,7 +21,7 @@ def healthz(runtime: RuntimeDep) -> dict[str, Any]:
     reachable; ``status`` is ``degraded`` (still 200: reads work) when it is not.
     """
     runtime.service.counts_by_state()
-    coordination = runtime.coordinator.status()  # coordination (issue 8)
+    coordination = runtime.coordinator.status()
     return {
         "status": "degraded" if coordination["degraded"] else "ok",
         "version": __version__,

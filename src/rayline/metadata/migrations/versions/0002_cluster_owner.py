@@ -1,4 +1,4 @@
-"""Cluster owner: the manager replica doing a cluster's background work (issue 8).
+"""Cluster owner: the manager replica doing a cluster's background work.
 
 With several Cluster Manager replicas (ZooKeeper coordination), the leader's
 reconciliation must not fail or tear down a cluster another live replica is still
