@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -142,6 +143,9 @@ def test_provisioning_time_is_counted_before_ready_is_visible(client: TestClient
 
     manager.service.change_listeners.append(on_change)
     wait_state(client, client.post("/v1/clusters", json=spec()).json()["id"])
+    deadline = time.monotonic() + 30  # the listener runs in the provisioner thread
+    while not counted_at_ready and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert counted_at_ready == [1.0]
 
 
