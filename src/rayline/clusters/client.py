@@ -29,8 +29,16 @@ from pydantic import SecretStr, TypeAdapter
 from rayline.clusters._client_services import ServiceMethods
 from rayline.clusters._client_waits import WaitMethods
 from rayline.clusters._transport import Transport, json_body, parse, parse_with, segment
-from rayline.clusters.errors import (
+from rayline.clusters.errors import (  # re-exported: callers catch them from the client
+    AuthenticationError,
+    ClusterFailedError,
     ClusterManagerError,
+    ClusterManagerUnavailableError,
+    ClusterNotFoundError,
+    NotFoundError,
+    QuotaExceededError,
+    ValidationError,
+    WaitTimeoutError,
 )
 from rayline.clusters.schemas import (
     ClusterCreate,
@@ -41,7 +49,18 @@ from rayline.clusters.schemas import (
     Purpose,
 )
 
-__all__ = ["ClusterManagerClient"]
+__all__ = [
+    "AuthenticationError",
+    "ClusterFailedError",
+    "ClusterManagerClient",
+    "ClusterManagerError",
+    "ClusterManagerUnavailableError",
+    "ClusterNotFoundError",
+    "NotFoundError",
+    "QuotaExceededError",
+    "ValidationError",
+    "WaitTimeoutError",
+]
 
 _EVENTS = TypeAdapter(list[ClusterEventPublic])
 

@@ -7,6 +7,7 @@ job that raises one has written nothing and registered no model version.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 __all__ = [
@@ -58,10 +59,13 @@ class DatasetNotFoundError(DatasetError, LookupError):
 class DatasetUnreachableError(DatasetError):
     """The storage holding the dataset cannot be reached or refused access."""
 
-    def __init__(self, uri: str, detail: str) -> None:
+    def __init__(self, uri: str, detail: str, endpoint: str | None = None) -> None:
         self.uri = uri
+        # Name the endpoint in use: the storage library's own wording of it varies.
+        endpoint = endpoint or os.environ.get("RAYLINE_S3_ENDPOINT_URL")
+        setting = f"RAYLINE_S3_ENDPOINT_URL ({endpoint})" if endpoint else "RAYLINE_S3_ENDPOINT_URL"
         super().__init__(
-            f"cannot read dataset {uri}: {detail}; check RAYLINE_S3_ENDPOINT_URL and the "
+            f"cannot read dataset {uri}: {detail}; check {setting} and the "
             "S3 credentials, and that the S3 server is up"
         )
 
