@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,7 @@ from rayline.clusters.backends.errors import TeardownError
 from rayline.clusters.backends.local_handle import LocalNode
 from rayline.clusters.backends.processes import (
     ProcessRecord,
+    describe,
     find_marked,
     is_running,
     kill_processes,
@@ -33,6 +35,7 @@ from rayline.clusters.backends.ray_nodes import TEMP_DIR_ENV, NodePorts
 __all__ = ["NodeProcesses", "remove_tree"]
 
 _KILL_WAIT = 5.0
+_SWEEP_DEADLINE = 30.0
 _REAP_WAIT = 2.0
 _LOG_TAIL_LINES = 12
 
@@ -87,19 +90,22 @@ class NodeProcesses:
             if is_running(root):
                 _signal_group(root.pgid, signal.SIGKILL)
         kill_processes(left, signal.SIGKILL)
-        # Sweep again: a job's watcher or a worker may have been mid-spawn.
-        for _ in range(3):
+        # Sweep until the deadline: a job's watcher or a worker may have been mid-spawn,
+        # and on a loaded host a killed process can take seconds to be scheduled to die.
+        deadline = time.monotonic() + _SWEEP_DEADLINE
+        while True:
             stragglers = find_marked(temp_dir, TEMP_DIR_ENV)
-            if not stragglers:
+            if not stragglers or time.monotonic() >= deadline:
                 break
             kill_processes(stragglers, signal.SIGKILL)
-            wait_gone(stragglers, _KILL_WAIT)
+            wait_gone(stragglers, min(_KILL_WAIT, max(0.0, deadline - time.monotonic())))
         self._reap()
         survivors = find_marked(temp_dir, TEMP_DIR_ENV)
         if survivors:
             raise TeardownError(
-                f"processes {[s.pid for s in survivors]} of the Ray cluster in {temp_dir} "
-                "survived SIGKILL (stuck in the kernel?); terminate again, or reboot the host"
+                f"processes of the Ray cluster in {temp_dir} survived SIGKILL for "
+                f"{_SWEEP_DEADLINE:.0f} s ({'; '.join(describe(s) for s in survivors)}); "
+                "terminate again, or reboot the host"
             )
 
     def _reap(self) -> None:

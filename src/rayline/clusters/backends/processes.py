@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "ProcessRecord",
+    "describe",
     "find_marked",
     "is_running",
     "kill_processes",
@@ -76,6 +77,14 @@ def is_running(record: ProcessRecord) -> bool:
         and stat.state not in ("Z", "X")
         and (stat.start_ticks == record.start_ticks)
     )
+
+
+def describe(record: ProcessRecord) -> str:
+    """``pid <n> state <S>: <command line>``, for error messages about stuck processes."""
+    stat = _stat(record.pid)
+    state = stat.state if stat is not None else "gone"
+    command = " ".join(read_cmdline(record.pid))[:200]
+    return f"pid {record.pid} state {state}: {command}"
 
 
 def read_cmdline(pid: int) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 
 from rayline.clusters.backends.processes import (
     ProcessRecord,
+    describe,
     find_marked,
     is_running,
     kill_processes,
@@ -93,3 +94,13 @@ def test_kill_processes_spares_a_process_whose_start_time_differs(
     kill_processes([victim, impostor], signal.SIGKILL)
     assert wait_gone([victim], timeout=10) == []  # a zombie counts as gone
     assert is_running(bystander)
+
+
+def test_describe_names_pid_state_and_command(children: list[subprocess.Popen[bytes]]) -> None:
+    record = spawn(children, [*SLEEP, "--marker-arg"])
+    text = describe(record)
+    assert text.startswith(f"pid {record.pid} state ")
+    assert "--marker-arg" in text
+    children[0].kill()
+    children[0].wait(timeout=10)
+    assert describe(record) == f"pid {record.pid} state gone: "
