@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARTIFACT_FORMAT",
+    "VERSION_FILES",
     "ModelBundle",
     "Predictor",
     "load_model",
@@ -52,6 +53,20 @@ __all__ = [
 ]
 
 ARTIFACT_FORMAT = 1
+#: Every file of a published version but the model file itself (layout above).
+VERSION_FILES = frozenset(
+    {
+        "model.json",
+        "signature.json",
+        "preprocessing.json",
+        "metrics.json",
+        "params.json",
+        "spec.json",
+        "lineage.json",
+        "input_example.json",
+        "manifest.json",
+    }
+)
 Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
 
 

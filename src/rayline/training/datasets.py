@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SKLEARN_TARGET",
     "DatasetFiles",
+    "describe_error",
     "fingerprint_frame",
     "list_dataset_files",
     "load_sklearn_frame",
@@ -69,7 +70,10 @@ class DatasetFiles:
 
     def sha256(self) -> str:
         """Content hash: sha256 of the file for one file, else over (name, sha256) pairs."""
-        digests = [(path, self._file_sha256(path)) for path in self.paths]
+        return self.combine_digests([(path, self._file_sha256(path)) for path in self.paths])
+
+    def combine_digests(self, digests: list[tuple[str, str]]) -> str:
+        """The dataset's hash from each file's ``(path, sha256)``, as :meth:`sha256` gives it."""
         if len(digests) == 1:
             return digests[0][1]
         root = self.ref.path.rstrip("/") + "/"
@@ -85,7 +89,7 @@ class DatasetFiles:
                 while chunk := stream.read(_HASH_CHUNK):
                     digest.update(chunk)
         except OSError as err:
-            raise DatasetUnreachableError(self.ref.uri, _describe(err)) from None
+            raise DatasetUnreachableError(self.ref.uri, describe_error(err)) from None
         return digest.hexdigest()
 
 
@@ -117,7 +121,7 @@ def list_dataset_files(ref: DatasetRef, settings: Settings) -> DatasetFiles:
         else:
             infos = [info]
     except OSError as err:
-        raise DatasetUnreachableError(ref.uri, _describe(err)) from None
+        raise DatasetUnreachableError(ref.uri, describe_error(err)) from None
     if info.type == pafs.FileType.NotFound:
         raise DatasetNotFoundError(ref.uri)
     files = sorted(
@@ -193,10 +197,10 @@ def peek_columns(files: DatasetFiles) -> tuple[dict[str, pa.DataType], int]:
                     rows = 0
     except pa.ArrowInvalid as err:
         raise DatasetError(
-            f"cannot read dataset {uri} as {files.ref.format}: {_describe(err)}"
+            f"cannot read dataset {uri} as {files.ref.format}: {describe_error(err)}"
         ) from None
     except OSError as err:
-        raise DatasetUnreachableError(uri, _describe(err)) from None
+        raise DatasetUnreachableError(uri, describe_error(err)) from None
     return dict(zip(schema.names, schema.types, strict=True)), rows
 
 
@@ -270,7 +274,8 @@ def _lazy_read(ref: DatasetRef, files: DatasetFiles) -> ray.data.Dataset:
         context.use_datasource_v2 = default
 
 
-def _describe(err: Exception) -> str:
+def describe_error(err: Exception) -> str:
+    """One line of a storage or parse error, at most 300 characters."""
     # pyarrow's messages name the operation and the AWS error code, never the keys.
     return " ".join(str(err).split())[:300]
 

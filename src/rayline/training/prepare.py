@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from rayline.config import Settings
     from rayline.training.spec import TrainingSpec
 
-__all__ = ["PreparedData", "inspect_dataset", "prepare_data", "split_mask"]
+__all__ = [
+    "PreparedData",
+    "check_split",
+    "encode_and_split",
+    "encode_target",
+    "inspect_dataset",
+    "prepare_data",
+    "split_mask",
+]
 
 _MAX_CLASSES = 10_000
 
@@ -102,19 +110,10 @@ def prepare_data(
     signature = build_signature(ref.uri, columns, target=spec.target, task=spec.task)
     dataset = dataset.select_columns([*signature.feature_names, spec.target])
     missing, values = _profile_target(dataset, spec.target)
-    if missing:
-        raise DatasetError(
-            f"{missing} row(s) of dataset {ref.uri} have no value in target column "
-            f"{spec.target!r}; drop or fill them"
-        )
-    index: dict[Any, int] | None = None
-    if spec.task == "classification":
-        classes = _classes(values, spec.target, ref.uri)
-        signature = signature.with_classes(classes)
-        index = {c: i for i, c in enumerate(classes)}
+    signature, index = encode_target(spec, signature, missing, values)
     train, validation = (
         dataset.map_batches(
-            lambda batch, keep=keep: _encode_and_split(
+            lambda batch, keep=keep: encode_and_split(
                 batch, spec.target, index, spec.validation_split, spec.seed, keep
             ),
             batch_format="pandas",
@@ -122,11 +121,7 @@ def prepare_data(
         ).materialize()
         for keep in ("train", "validation")
     )
-    if train.count() == 0 or validation.count() == 0:
-        raise DatasetError(
-            f"dataset {ref.uri} has {rows} row(s): too few to hold out "
-            f"validation_split={spec.validation_split:g} and still train; add rows"
-        )
+    check_split(spec, rows, train.count(), validation.count())
     return PreparedData(
         train=train, validation=validation, signature=signature, dataset_sha256=digest, rows=rows
     )
@@ -153,6 +148,47 @@ def _target_stats(batch: pd.DataFrame, target: str) -> pd.DataFrame:
     distinct = column.dropna().unique()[: _MAX_CLASSES + 1]
     plain = [v.item() if hasattr(v, "item") else v for v in distinct]
     return pd.DataFrame({"missing": [int(column.isna().sum())], "values": [json.dumps(plain)]})
+
+
+def encode_target(
+    spec: TrainingSpec, signature: Signature, missing: int, values: set[Any]
+) -> tuple[Signature, dict[Any, int] | None]:
+    """Refuse rows without a target; for classification, the classes and their indices.
+
+    Args:
+        spec: The spec (dataset URI, target, task).
+        signature: The checked signature, without classes.
+        missing: Rows whose target is null.
+        values: The target's distinct values (at most a bound more than ``_MAX_CLASSES``).
+
+    Returns:
+        The signature with its classes, and class -> index (``None`` for regression).
+
+    Raises:
+        DatasetError: Targets are missing, or there are fewer than 2 or too many classes.
+    """
+    if missing:
+        raise DatasetError(
+            f"{missing} row(s) of dataset {spec.dataset_ref.uri} have no value in target column "
+            f"{spec.target!r}; drop or fill them"
+        )
+    if spec.task != "classification":
+        return signature, None
+    classes = _classes(values, spec.target, spec.dataset_ref.uri)
+    return signature.with_classes(classes), {c: i for i, c in enumerate(classes)}
+
+
+def check_split(spec: TrainingSpec, rows: int, train: int, validation: int) -> None:
+    """Refuse a split that left either side empty.
+
+    Raises:
+        DatasetError: Naming the row count and the validation share.
+    """
+    if train == 0 or validation == 0:
+        raise DatasetError(
+            f"dataset {spec.dataset_ref.uri} has {rows} row(s): too few to hold out "
+            f"validation_split={spec.validation_split:g} and still train; add rows"
+        )
 
 
 def _classes(values: set[Any], target: str, uri: str) -> list[Any]:
@@ -197,7 +233,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return mixed
 
 
-def _encode_and_split(
+def encode_and_split(
     batch: pd.DataFrame,
     target: str,
     index: dict[Any, int] | None,
@@ -205,6 +241,7 @@ def _encode_and_split(
     seed: int,
     keep: str,
 ) -> pd.DataFrame:
+    """The ``keep`` side (``train`` or ``validation``) of ``batch``, targets as class indices."""
     in_validation = split_mask(batch, fraction, seed)
     chosen = batch[in_validation if keep == "validation" else ~in_validation].copy()
     if index is not None:

@@ -1,21 +1,25 @@
 """One training run inside a Ray job: check, train, evaluate, publish, register.
 
-Order matters for the guarantees: every check (spec, resources, data,
+Order matters for the guarantees: every check (spec, data, resources,
 hyperparameters) comes before training; the model version is published to the
 artifact store atomically and registered in the metadata store last, so a
 failure anywhere leaves no model version behind.
+
+Two runtimes train (:func:`choose_runtime`): one worker trains in this very
+process (:mod:`rayline.training.inprocess`: pyarrow reads, no Ray at all);
+several train on a Ray Train worker group fed by Ray Data
+(:mod:`rayline.training.ray_runtime`). What follows training is common.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from rayline.training.artifacts import (
     ModelBundle,
@@ -23,30 +27,22 @@ from rayline.training.artifacts import (
     write_artifacts,
     write_input_example,
 )
-from rayline.training.errors import DatasetError, TrainingFailedError
-from rayline.training.filesystems import checkpoint_location
-from rayline.training.frameworks import Framework, LoopConfig, get_framework
-from rayline.training.frameworks.base import Shards, log
+from rayline.training.frameworks import get_framework
+from rayline.training.frameworks.base import IterationCallback, log
 from rayline.training.lineage import code_version
 from rayline.training.metrics import evaluate
-from rayline.training.prepare import PreparedData, inspect_dataset, prepare_data
-from rayline.training.resources import check_capacity
+from rayline.training.prepare import inspect_dataset
+from rayline.training.trained import Runtime, Trained
 
 if TYPE_CHECKING:
-    import pandas as pd
-    import ray.data
-    from ray.train import Result
-
     from rayline.config import Settings
     from rayline.storage import ArtifactStore, VersionRef
     from rayline.training.spec import TrainingSpec
 
-__all__ = ["TrainingOutcome", "alive_node_resources", "run_training"]
+__all__ = ["TrainingOutcome", "choose_runtime", "run_training"]
 
 logger = logging.getLogger(__name__)
 
-# Metrics are computed in the driver on at most this many rows of each split.
-EVAL_MAX_ROWS = 200_000
 _EXAMPLE_ROWS = 5
 
 
@@ -74,12 +70,13 @@ class TrainingOutcome:
         return asdict(self)
 
 
-def alive_node_resources() -> list[dict[str, float]]:
-    """Total resources of each alive node of the connected Ray cluster."""
-    import ray
+def choose_runtime(spec: TrainingSpec) -> Runtime:
+    """``in_process`` for one CPU worker (every sklearn spec), else ``ray_train``.
 
-    nodes = ray.nodes()  # type: ignore[no-untyped-call]
-    return [dict(node["Resources"]) for node in nodes if node.get("Alive")]
+    A worker that asks for GPUs stays on Ray Train even alone: Ray places it on
+    a node that has them, while the job's driver runs wherever Ray started it.
+    """
+    return "in_process" if spec.workers == 1 and spec.gpus_per_worker == 0 else "ray_train"
 
 
 def run_training(
@@ -90,18 +87,21 @@ def run_training(
     workflow_run_id: int | None = None,
     store: ArtifactStore | None = None,
     connect: Callable[[], None] | None = None,
+    on_iteration: IterationCallback | None = None,
 ) -> TrainingOutcome:
-    """Train ``spec`` on the Ray cluster and register the new model version.
+    """Train ``spec`` and register the new model version.
 
     Args:
         spec: The validated spec.
         settings: Artifact store, S3 and metadata store settings.
-        run_name: Ray Train run name; a run re-submitted with the same name
+        run_name: Run name; a multi-worker run re-submitted with the same name
             resumes from that run's last checkpoint.
         workflow_run_id: The workflow run this belongs to (lineage), if any.
         store: The artifact store (default: ``settings.artifact_uri``).
-        connect: Connects to the Ray cluster; called once the dataset has passed
-            the checks that need no cluster (default: already connected).
+        connect: Connects to the Ray cluster; called only by the Ray Train
+            runtime, once the dataset has passed the checks that need no
+            cluster (default: already connected).
+        on_iteration: Given each iteration's metrics by the in-process runtime.
 
     Returns:
         The registered version, its metrics and lineage.
@@ -113,35 +113,57 @@ def run_training(
     from rayline.storage import open_store
 
     framework = get_framework(spec.framework)
+    runtime = choose_runtime(spec)
     started = time.monotonic()
-    files = inspect_dataset(spec, settings)  # bad data fails here, before Ray
-    if connect is not None:
-        connect()
-    check_capacity(spec, alive_node_resources())
-    data = prepare_data(spec, settings, files=files)
-    loop = _loop_config(spec, data, framework)
-    framework.preflight(
-        loop, cast("pd.DataFrame", data.train.take_batch(64, batch_format="pandas"))
-    )
-    log(
-        f"data ready in {time.monotonic() - started:.1f} s: {data.rows} rows, "
-        f"{len(loop.features)} features, {data.train.count()} train / "
-        f"{data.validation.count()} validation"
-    )
-    started = time.monotonic()
-    result = _fit(spec, framework, loop, data, settings, run_name)
-    log(f"trained in {time.monotonic() - started:.1f} s")
-    store = store or open_store(settings=settings)
-    reported = result.metrics or {}
+    files = inspect_dataset(spec, settings)  # bad data fails here, before any training
+    with tempfile.TemporaryDirectory(prefix="rayline-train-") as tmp:
+        directory = Path(tmp, "version")
+        directory.mkdir()
+        model_path = directory / framework.model_file
+        if runtime == "in_process":
+            from rayline.training.inprocess import train_in_process
+
+            trained = train_in_process(
+                spec, framework, settings, files=files, model_path=model_path,
+                started=started, on_iteration=on_iteration,
+            )  # fmt: skip
+        else:
+            from rayline.training.ray_runtime import train_on_ray
+
+            trained = train_on_ray(
+                spec, framework, settings, files=files, model_path=model_path,
+                run_name=run_name, started=started, connect=connect,
+            )  # fmt: skip
+        started = time.monotonic()
+        bundle = _bundle(spec, framework.model_file, trained, run_name, workflow_run_id)
+        store = store or open_store(settings=settings)
+        ref, metrics = _build_and_publish(directory, store, bundle, trained)
+    outcome = _register(spec, settings, store, ref, bundle, metrics, workflow_run_id)
+    log(f"evaluated, published and registered in {time.monotonic() - started:.1f} s")
+    if runtime == "ray_train":
+        from rayline.training.ray_runtime import discard_checkpoints
+
+        discard_checkpoints(settings, run_name)  # the version is published: no longer needed
+    return outcome
+
+
+def _bundle(
+    spec: TrainingSpec,
+    model_file: str,
+    trained: Trained,
+    run_name: str,
+    workflow_run_id: int | None,
+) -> ModelBundle:
     lineage = {
         "dataset_uri": spec.dataset,
-        "dataset_sha256": data.dataset_sha256,
-        "dataset_rows": data.rows,
+        "dataset_sha256": trained.dataset_sha256,
+        "dataset_rows": trained.rows,
         "code_version": code_version(),
         "workflow_run_id": workflow_run_id,
         "run_name": run_name,
-        "resumed_from": int(reported.get("resumed_from", 0)),
-        "iterations": int(reported.get("iteration", 0)),
+        "resumed_from": trained.resumed_from,
+        "iterations": trained.iterations,
+        "runtime": trained.runtime,
     }
     params = {
         **spec.resolved_hyperparameters(),
@@ -151,122 +173,31 @@ def run_training(
         "validation_split": spec.validation_split,
         "seed": spec.seed,
     }
-    bundle = ModelBundle(
+    return ModelBundle(
         name=spec.name,
         framework=spec.framework,
-        model_file=framework.model_file,
-        signature=data.signature,
-        loop=loop,
+        model_file=model_file,
+        signature=trained.signature,
+        loop=trained.loop,
         params=params,
         spec=spec.model_dump(mode="json"),
         lineage=lineage,
     )
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="rayline-train-") as tmp:
-        ref, metrics = _build_and_publish(Path(tmp), store, result, bundle, data)
-    outcome = _register(spec, settings, store, ref, bundle, metrics, workflow_run_id)
-    log(f"evaluated, published and registered in {time.monotonic() - started:.1f} s")
-    _discard_checkpoints(settings, run_name)
-    return outcome
-
-
-def _loop_config(spec: TrainingSpec, data: PreparedData, framework: Framework) -> LoopConfig:
-    loop = LoopConfig(
-        features=data.signature.feature_names,
-        target=spec.target,
-        task=spec.task,
-        num_classes=len(data.signature.classes or ()),
-        hyperparameters=spec.resolved_hyperparameters(),
-        checkpoint_every=spec.checkpoint_every,
-        seed=spec.seed,
-        cpus_per_worker=spec.cpus_per_worker,
-        use_gpu=spec.gpus_per_worker > 0,
-    )
-    stats = framework.preprocessing(loop, data.train)
-    return LoopConfig(**{**loop.to_dict(), "preprocessing": stats})
-
-
-def _fit(
-    spec: TrainingSpec,
-    framework: Framework,
-    loop: LoopConfig,
-    data: PreparedData,
-    settings: Settings,
-    run_name: str,
-) -> Result:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.v2.api.exceptions import TrainingFailedError as RayTrainingFailedError
-
-    shards: Shards = {
-        "train": _split(data.train, spec.workers, "training", spec),
-        "validation": _split(data.validation, spec.workers, "validation", spec),
-    }
-    filesystem, path = checkpoint_location(settings)
-    resources: dict[str, float] = {"CPU": spec.cpus_per_worker}
-    if spec.gpus_per_worker:
-        resources["GPU"] = spec.gpus_per_worker
-    trainer = framework.make_trainer(
-        loop,
-        scaling=ScalingConfig(
-            num_workers=spec.workers,
-            use_gpu=spec.gpus_per_worker > 0,
-            resources_per_worker=resources,
-        ),
-        run_config=RunConfig(
-            name=run_name,
-            storage_path=path,
-            storage_filesystem=filesystem,
-            failure_config=FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-        ),
-        shards=shards,
-    )
-    try:
-        result = trainer.fit()
-    except RayTrainingFailedError as err:
-        raise TrainingFailedError(
-            f"training {spec.name} failed after {spec.max_failures} allowed retries: "
-            f"{_first_line(err)}; see the job logs"
-        ) from err
-    if result.checkpoint is None:
-        raise TrainingFailedError(f"training {spec.name} finished without reporting a model")
-    return result
-
-
-def _split(dataset: ray.data.Dataset, workers: int, what: str, spec: TrainingSpec) -> list[Any]:
-    """``workers`` materialized shards of ``dataset``, sizes differing by at most one row."""
-    rows = dataset.count()
-    if rows < workers:
-        raise DatasetError(
-            f"dataset {spec.dataset} has {rows} {what} row(s), fewer than the {workers} "
-            "workers asked for; add rows or lower `workers`"
-        )
-    if workers == 1:
-        return [dataset]
-    return list(dataset.split_at_indices([rows * i // workers for i in range(1, workers)]))
 
 
 def _build_and_publish(
-    directory: Path,
-    store: ArtifactStore,
-    result: Result,
-    bundle: ModelBundle,
-    data: PreparedData,
+    directory: Path, store: ArtifactStore, bundle: ModelBundle, trained: Trained
 ) -> tuple[VersionRef, dict[str, float]]:
-    """Write the version's files, score them with the real loader, publish atomically."""
-    assert result.checkpoint is not None
-    with result.checkpoint.as_directory() as checkpoint_dir:
-        shutil.copy2(Path(checkpoint_dir, bundle.model_file), directory / bundle.model_file)
+    """Write the version's files beside the model, score them with the real loader, publish."""
     write_artifacts(directory, bundle)
     predictor = load_model_dir(directory)  # the same code path serving will use
     metrics: dict[str, float] = {}
-    for split, dataset in (("train", data.train), ("validation", data.validation)):
-        frame = dataset.limit(EVAL_MAX_ROWS).to_pandas()
+    for split, frame in (("train", trained.train), ("validation", trained.validation)):
         labels = frame[bundle.loop.target].to_numpy()
         metrics |= evaluate(bundle.loop.task, predictor.scores(frame), labels, prefix=split)
     bundle.metrics = metrics
     write_artifacts(directory, bundle)
-    example = cast("pd.DataFrame", data.validation.take_batch(_EXAMPLE_ROWS, batch_format="pandas"))
+    example = trained.validation.head(_EXAMPLE_ROWS)
     rows = example[bundle.signature.feature_names].to_dict(orient="records")
     write_input_example(directory, rows, predictor.predict(rows))
     metadata = {"framework": bundle.framework, "task": bundle.signature.task, **bundle.lineage}
@@ -327,17 +258,3 @@ def _register(
         run_name=bundle.lineage["run_name"],
         resumed_from=bundle.lineage["resumed_from"],
     )
-
-
-def _discard_checkpoints(settings: Settings, run_name: str) -> None:
-    # The version is published: the run's checkpoints have served their purpose.
-    filesystem, path = checkpoint_location(settings)
-    try:
-        filesystem.delete_dir(f"{path}/{run_name}")
-    except OSError as err:
-        logger.warning("could not delete the checkpoints of run %s: %s", run_name, err)
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1][:400] if lines else type(err).__name__

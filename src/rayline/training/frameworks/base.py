@@ -1,9 +1,10 @@
 """The interface every framework implements, and what the training loops share.
 
-A framework contributes three things: a Ray Train trainer running its
-per-worker loop, a quick check of its hyperparameters in the driver (so bad
-ones fail before any worker starts), and a loader that turns the saved model
-file back into scores. Everything else (data, splits, metrics, artifacts,
+A framework contributes four things: a Ray Train trainer running its
+per-worker loop (several workers), the same training in the job's own process
+(one worker: no Ray at all), a quick check of its hyperparameters in the driver
+(so bad ones fail before any worker starts), and a loader that turns the saved
+model file back into scores. Everything else (data, splits, metrics, artifacts,
 registration) is common and lives in :mod:`rayline.training.runner`.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Framework",
+    "IterationCallback",
     "LoopConfig",
     "Scorer",
     "Shards",
@@ -36,6 +39,10 @@ __all__ = [
 #: Split name (``train``, ``validation``) -> one materialized Ray Dataset per worker rank.
 Shards: TypeAlias = dict[str, list[Any]]
 _SHARDS_KEY = "_shards"
+
+#: Called by an in-process fit at each checkpoint step: ``(iteration, metrics)``
+#: (``train-logloss``, ``validation-rmse``, ``train-loss`` ...).
+IterationCallback: TypeAlias = Callable[[int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,28 @@ class Framework(abc.ABC):
 
         ``shards`` reach the loop through :func:`loop_config_with_shards`; the
         loop reads its own with :func:`worker_shard`.
+        """
+
+    @abc.abstractmethod
+    def fit_in_process(
+        self,
+        config: LoopConfig,
+        train: pd.DataFrame,
+        validation: pd.DataFrame,
+        model_path: Path,
+        on_iteration: IterationCallback,
+    ) -> int:
+        """Train in this process on the whole split, as one worker would; no Ray involved.
+
+        Args:
+            config: The loop config, as a Ray Train worker would get it.
+            train: The training rows (targets encoded).
+            validation: The validation rows, for the per-iteration metrics.
+            model_path: Where to save the model file (the format :meth:`load` reads).
+            on_iteration: Called every ``checkpoint_every`` rounds or epochs and at the end.
+
+        Returns:
+            The rounds or epochs trained (``iterations`` in the lineage).
         """
 
     @abc.abstractmethod

@@ -1,4 +1,4 @@
-"""scikit-learn estimators for small data, on one Ray Train worker.
+"""scikit-learn estimators for small data: in the job's process, or on one Ray Train worker.
 
 The estimator comes from a fixed list (:data:`rayline.training.params.SKLEARN_ESTIMATORS`);
 its constructor arguments are the spec's other hyperparameters. The fitted
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from ray.train import RunConfig, ScalingConfig
 
-    from rayline.training.frameworks.base import Shards, Trainer
+    from rayline.training.frameworks.base import IterationCallback, Shards, Trainer
 
-__all__ = ["SklearnFramework", "make_estimator"]
+__all__ = ["SklearnFramework", "fit_and_save", "make_estimator"]
 
 MODEL_FILE = "model.pkl"
 
@@ -67,6 +67,15 @@ def make_estimator(config: LoopConfig) -> Any:
     return cls(**params)
 
 
+def fit_and_save(config: LoopConfig, train: pd.DataFrame, model_path: Path) -> None:
+    """Fit the estimator on every training row and pickle it to ``model_path``."""
+    features, labels = frame_to_xy(train, config)
+    estimator = make_estimator(config)
+    log(f"sklearn: fitting {type(estimator).__name__} on {len(labels)} rows")
+    estimator.fit(features, labels)
+    model_path.write_bytes(pickle.dumps(estimator, protocol=5))
+
+
 def _train_loop(raw: dict[str, Any]) -> None:
     """Fit on the whole (single) shard and report the pickled estimator."""
     import ray.train
@@ -77,12 +86,8 @@ def _train_loop(raw: dict[str, Any]) -> None:
         ray.train.report({"iteration": 1, "resumed_from": 1}, checkpoint=checkpoint)
         return
     config = LoopConfig.from_dict(raw)
-    features, labels = frame_to_xy(worker_shard(raw, "train").to_pandas(), config)
-    estimator = make_estimator(config)
-    log(f"sklearn: fitting {type(estimator).__name__} on {len(labels)} rows")
-    estimator.fit(features, labels)
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, MODEL_FILE).write_bytes(pickle.dumps(estimator, protocol=5))
+        fit_and_save(config, worker_shard(raw, "train").to_pandas(), Path(tmp, MODEL_FILE))
         ray.train.report(
             {"iteration": 1, "resumed_from": 0},
             checkpoint=ray.train.Checkpoint.from_directory(tmp),
@@ -138,6 +143,19 @@ class SklearnFramework(Framework):
             scaling_config=scaling,
             run_config=run_config,
         )
+
+    def fit_in_process(
+        self,
+        config: LoopConfig,
+        train: pd.DataFrame,
+        validation: pd.DataFrame,
+        model_path: Path,
+        on_iteration: IterationCallback,
+    ) -> int:
+        """Fit once on the training rows; one iteration."""
+        fit_and_save(config, train, model_path)
+        on_iteration(1, {})
+        return 1
 
     def load(self, model_path: Path, config: LoopConfig) -> _EstimatorScorer:
         """Unpickle ``model.pkl`` (verified against its sha256 by the caller)."""

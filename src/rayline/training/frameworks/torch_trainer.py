@@ -1,4 +1,7 @@
-"""A multi-layer perceptron in PyTorch, data-parallel with ``ray.train.torch.TorchTrainer``.
+"""A multi-layer perceptron in PyTorch: in the job's process, or data-parallel with Ray Train.
+
+One worker trains in the driver with plain torch; several use
+``ray.train.torch.TorchTrainer`` (DDP over gloo on CPUs).
 
 torch is optional (``pip install 'rayline[torch]'``) and imported only inside
 the functions that need it. Features (and a regression target) are
@@ -17,6 +20,7 @@ import numpy as np
 from rayline.training.errors import InvalidSpecError
 from rayline.training.frameworks.base import (
     Framework,
+    IterationCallback,
     LoopConfig,
     Shards,
     Trainer,
@@ -145,6 +149,19 @@ def _restore(model: Any, optimizer: Any) -> int:
     return int(state["epoch"])
 
 
+def _stats(config: LoopConfig, means: list[Any], stds: list[Any]) -> dict[str, Any]:
+    """The scaling statistics ``model.pt`` keeps; a constant column is scaled by 1."""
+    mean = [float(m) for m in means]
+    std = [float(s) or 1.0 for s in stds]
+    stats: dict[str, Any] = {
+        "feature_mean": mean[: len(config.features)],
+        "feature_std": std[: len(config.features)],
+    }
+    if config.task == "regression":
+        stats["target_mean"], stats["target_std"] = mean[-1], std[-1]
+    return stats
+
+
 def _report(
     model: Any, optimizer: Any, epoch: int, start: int, loss: float, config: LoopConfig, rank: int
 ) -> None:
@@ -155,19 +172,70 @@ def _report(
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if rank == 0:
-            inner = model.module if hasattr(model, "module") else model
-            state = {
-                "model": inner.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "preprocessing": config.preprocessing,
-                "hidden_sizes": list(config.hyperparameters["hidden_sizes"]),
-            }
-            torch.save(state, Path(tmp, MODEL_FILE))
+            torch.save(_model_state(model, optimizer, epoch, config), Path(tmp, MODEL_FILE))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if rank == 0:
         log(f"torch: checkpoint at epoch {epoch}, train loss {loss:.4f}")
+
+
+def _model_state(model: Any, optimizer: Any, epoch: int, config: LoopConfig) -> dict[str, Any]:
+    """What ``model.pt`` holds: weights, optimizer, epoch and the scaling statistics."""
+    inner = model.module if hasattr(model, "module") else model
+    return {
+        "model": inner.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "preprocessing": config.preprocessing,
+        "hidden_sizes": list(config.hyperparameters["hidden_sizes"]),
+    }
+
+
+def _fit_local(
+    config: LoopConfig, train: pd.DataFrame, model_path: Path, on_iteration: IterationCallback
+) -> int:
+    """The same model, loss, optimizer and scaling as :func:`_train_loop`, on one process."""
+    torch = _require_torch()
+    params = config.hyperparameters
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(max(1, int(config.cpus_per_worker)))
+    model = _build_mlp(len(config.features), list(params["hidden_sizes"]), _outputs(config))
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"]
+    )
+    stats = config.preprocessing
+    features = (train[config.features].to_numpy(np.float64) - stats["feature_mean"]) / np.asarray(
+        stats["feature_std"]
+    )
+    x = torch.tensor(features, dtype=torch.float32)
+    if config.task == "classification":
+        y = torch.tensor(train[config.target].to_numpy(np.int64))
+        loss_fn: Any = torch.nn.CrossEntropyLoss()
+    else:
+        scaled = (train[config.target].to_numpy(np.float64) - stats["target_mean"]) / stats[
+            "target_std"
+        ]
+        y = torch.tensor(scaled, dtype=torch.float32)
+        loss_fn = torch.nn.MSELoss()
+    epochs, size = int(params["epochs"]), int(params["batch_size"])
+    generator = torch.Generator().manual_seed(config.seed)
+    log(f"torch: epochs 1..{epochs} in process")
+    for epoch in range(epochs):
+        total = 0.0
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), size):
+            rows = order[start : start + size]
+            optimizer.zero_grad()
+            out = model(x[rows])
+            loss = loss_fn(out.squeeze(-1) if config.task == "regression" else out, y[rows])
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(rows)
+        done = epoch + 1
+        if done % config.checkpoint_every == 0 or done == epochs:
+            on_iteration(done, {"train-loss": total / max(len(x), 1)})
+    torch.save(_model_state(model, optimizer, epochs, config), model_path)
+    return epochs
 
 
 class _MLPScorer:
@@ -201,10 +269,18 @@ class TorchFramework(Framework):
         _require_torch()
 
     def preprocessing(self, config: LoopConfig, train: Any) -> dict[str, Any]:
-        """Mean and standard deviation of each feature (and a regression target)."""
+        """Mean and standard deviation of each feature (and a regression target).
+
+        ``train`` is a pandas frame (in process) or a Ray Dataset (Ray Train).
+        """
+        import pandas as pd
+
         columns = list(config.features)
         if config.task == "regression":
             columns.append(config.target)
+        if isinstance(train, pd.DataFrame):
+            frame = train[columns].astype("float64")
+            return _stats(config, frame.mean().tolist(), frame.std(ddof=0).fillna(0.0).tolist())
         means = (
             train.mean(columns)
             if len(columns) > 1
@@ -215,15 +291,9 @@ class TorchFramework(Framework):
             if len(columns) > 1
             else {f"std({columns[0]})": train.std(columns[0], ddof=0)}
         )
-        mean = [float(means[f"mean({c})"]) for c in columns]
-        std = [float(stds[f"std({c})"]) or 1.0 for c in columns]
-        stats: dict[str, Any] = {
-            "feature_mean": mean[: len(config.features)],
-            "feature_std": std[: len(config.features)],
-        }
-        if config.task == "regression":
-            stats["target_mean"], stats["target_std"] = mean[-1], std[-1]
-        return stats
+        return _stats(
+            config, [means[f"mean({c})"] for c in columns], [stds[f"std({c})"] for c in columns]
+        )
 
     def make_trainer(
         self,
@@ -242,6 +312,17 @@ class TorchFramework(Framework):
             scaling_config=scaling,
             run_config=run_config,
         )
+
+    def fit_in_process(
+        self,
+        config: LoopConfig,
+        train: pd.DataFrame,
+        validation: pd.DataFrame,
+        model_path: Path,
+        on_iteration: IterationCallback,
+    ) -> int:
+        """Mini-batch Adam over the shuffled training rows, ``cpus_per_worker`` threads."""
+        return _fit_local(config, train, model_path, on_iteration)
 
     def load(self, model_path: Path, config: LoopConfig) -> _MLPScorer:
         """Load ``model.pt`` (a state dict and the scaling statistics)."""

@@ -1,4 +1,7 @@
-"""XGBoost, data-parallel over Ray Train workers (``ray.train.xgboost.XGBoostTrainer``).
+"""XGBoost in the job's process (one worker) or data-parallel over Ray Train workers.
+
+One worker trains with plain ``xgboost.train`` in the driver. Several use
+``ray.train.xgboost.XGBoostTrainer``:
 
 Each worker builds a ``DMatrix`` from its shard; XGBoost's collective (set up
 by Ray Train) combines the histograms, so every worker grows the same trees.
@@ -19,6 +22,7 @@ import xgboost
 from rayline.training.errors import InvalidSpecError
 from rayline.training.frameworks.base import (
     Framework,
+    IterationCallback,
     LoopConfig,
     Shards,
     Trainer,
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from ray.train import RunConfig, ScalingConfig
 
-__all__ = ["XGBoostFramework", "booster_params"]
+__all__ = ["XGBoostFramework", "booster_params", "last_eval_metrics"]
 
 MODEL_FILE = "model.ubj"  # the name RayTrainReportCallback.get_model reads
 
@@ -88,9 +92,7 @@ class _Checkpointer(xgboost.callback.TrainingCallback):
 
         rounds = model.num_boosted_rounds()
         metrics: dict[str, Any] = {"iteration": rounds, "resumed_from": self._resumed_from}
-        for split, by_metric in (evals_log or {}).items():
-            for name, history in by_metric.items():
-                metrics[f"{split}-{name}"] = float(history[-1])
+        metrics |= last_eval_metrics(evals_log)
         rank = ray.train.get_context().get_world_rank()
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
@@ -101,6 +103,38 @@ class _Checkpointer(xgboost.callback.TrainingCallback):
         if rank == 0:
             log(f"xgboost: checkpoint at iteration {rounds}")
         self._last_reported = rounds
+
+
+def last_eval_metrics(evals_log: Any) -> dict[str, float]:
+    """``{"train-logloss": ..., "validation-logloss": ...}`` of the last round."""
+    return {
+        f"{split}-{name}": float(history[-1])
+        for split, by_metric in (evals_log or {}).items()
+        for name, history in by_metric.items()
+    }
+
+
+class _Progress(xgboost.callback.TrainingCallback):
+    """In process: hand the metrics to ``on_iteration`` every ``every`` rounds and at the end."""
+
+    def __init__(self, *, every: int, on_iteration: IterationCallback) -> None:
+        self._every = every
+        self._on_iteration = on_iteration
+        self._last = last_eval_metrics(None)
+        self._reported = 0
+
+    def after_iteration(self, model: xgboost.Booster, epoch: int, evals_log: Any) -> bool:
+        rounds = model.num_boosted_rounds()
+        self._last = last_eval_metrics(evals_log)
+        if rounds % self._every == 0:
+            self._on_iteration(rounds, self._last)
+            self._reported = rounds
+        return False
+
+    def after_training(self, model: xgboost.Booster) -> xgboost.Booster:
+        if model.num_boosted_rounds() != self._reported:
+            self._on_iteration(model.num_boosted_rounds(), self._last)
+        return model
 
 
 def _train_loop(raw: dict[str, Any]) -> None:
@@ -184,6 +218,32 @@ class XGBoostFramework(Framework):
             scaling_config=scaling,
             run_config=run_config,
         )
+
+    def fit_in_process(
+        self,
+        config: LoopConfig,
+        train: pd.DataFrame,
+        validation: pd.DataFrame,
+        model_path: Path,
+        on_iteration: IterationCallback,
+    ) -> int:
+        """``xgboost.train`` on the whole training split, ``cpus_per_worker`` threads."""
+        train_x, train_y = frame_to_xy(train, config)
+        valid_x, valid_y = frame_to_xy(validation, config)
+        dtrain = xgboost.DMatrix(train_x, label=train_y)
+        dvalid = xgboost.DMatrix(valid_x, label=valid_y)
+        total = int(config.hyperparameters["num_boost_round"])
+        log(f"xgboost: training {total} rounds in process")
+        booster = xgboost.train(
+            booster_params(config),
+            dtrain,
+            num_boost_round=total,
+            evals=[(dtrain, "train"), (dvalid, "validation")],
+            callbacks=[_Progress(every=config.checkpoint_every, on_iteration=on_iteration)],
+            verbose_eval=False,
+        )
+        booster.save_model(str(model_path))
+        return int(booster.num_boosted_rounds())
 
     def load(self, model_path: Path, config: LoopConfig) -> _BoosterScorer:
         """Load ``model.ubj``."""
