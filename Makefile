@@ -2,7 +2,8 @@
 # Both install what they need (uv, the locked virtualenv, Debian packages, the S3 server).
 SHELL := /bin/bash
 UV_VERSION := 0.13.8
-SERVICES_ENV := $${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}/services.env
+# The services' state dir is private to its user (deploy/state_dir.sh); the script names it.
+SERVICES_ENV := "$$(deploy/services.sh env-file)"
 PYTEST_ARGS ?= -m "not wip" --durations=25
 
 .PHONY: venv venv-torch demo test lint unit unit-under-load integration services-up services-down serving-base bench clean

@@ -8,7 +8,7 @@ ratio ours/baseline for each direction.
 
 Run (after ``deploy/services.sh up``)::
 
-    source /var/tmp/rayline-services/services.env
+    source "$(deploy/services.sh env-file)"
     uv run python benchmarks/artifact_throughput.py --rounds 3
 
 Endpoint and credentials come from ``RAYLINE_S3_*``; ``--threshold-mb``,
@@ -62,7 +62,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
     if not settings.s3_endpoint_url or settings.s3_access_key_id is None:
         raise SystemExit(
             "RAYLINE_S3_ENDPOINT_URL / RAYLINE_S3_ACCESS_KEY_ID are not set: run "
-            "`deploy/services.sh up` and `source /var/tmp/rayline-services/services.env`"
+            '`deploy/services.sh up` and `source "$(deploy/services.sh env-file)"`'
         )
     return settings
 

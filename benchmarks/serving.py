@@ -17,7 +17,7 @@ and call the same predictor. Printed: requests/s, p50, p99, errors, the ratios
 (cold: no image; warm: reused) and deploy time from job submit to the first
 answered request.
 
-    source /var/tmp/rayline-services/services.env   # DOCKER_HOST
+    source "$(deploy/services.sh env-file)"   # DOCKER_HOST
     uv run python benchmarks/serving.py [--duration 20] [--rounds 2] [--replicas 1]
 
 The serving base image must exist (``rayline images build-base``).

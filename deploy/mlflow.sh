@@ -9,7 +9,7 @@
 #   deploy/mlflow.sh down             stop the server this script started (its pid file)
 #   deploy/mlflow.sh status           up or down, and the URL
 #
-# Settings (environment; `source /var/tmp/rayline-services/services.env` gives the first four):
+# Settings (environment; `source "$(deploy/services.sh env-file)"` gives the first four):
 #   RAYLINE_PG_URL                 Postgres of Rayline (its credentials reach MLflow by env only)
 #   RAYLINE_S3_ENDPOINT_URL, RAYLINE_S3_ACCESS_KEY_ID, RAYLINE_S3_SECRET_ACCESS_KEY
 #   RAYLINE_MLFLOW_PORT            listen port on 127.0.0.1 (default 55500)
@@ -25,7 +25,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
-SERVICES="${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}"
+# shellcheck source=deploy/state_dir.sh
+source "$HERE/state_dir.sh"
+SERVICES="$(services_dir)"
 STATE="${RAYLINE_MLFLOW_DIR:-$SERVICES/mlflow}"
 PORT="${RAYLINE_MLFLOW_PORT:-55500}"
 DATABASE="${RAYLINE_MLFLOW_DATABASE:-mlflow}"
@@ -57,7 +59,7 @@ prepare() {
 
 up() {
   install
-  mkdir -p "$STATE"
+  private_dir "$STATE" || exit 1
   if ! pid_alive; then
     answers && die "port $PORT answers but this script did not start that server"
     prepare

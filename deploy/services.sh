@@ -8,13 +8,19 @@
 #   deploy/services.sh up|down|status [NAME..] all services, or the named ones
 #   deploy/services.sh start|stop NAME         same as up/down for one service
 #
+#   deploy/services.sh env-file                the services.env to `source` (path only)
+#
 # Every start is idempotent and waits until the service answers; `down` stops only
-# what this script started (it reads its own pid files). Credentials are generated on
-# first start, kept mode 600 in $STATE/credentials, and exported with the addresses in
-# $STATE/services.env for tests and tools (`source` it).
+# what this script started (it reads its own pid files). State lives in a directory
+# only its owner can use (deploy/state_dir.sh; $RAYLINE_SERVICES_DIR overrides it).
+# Credentials are generated on first start, kept mode 600 in $STATE/credentials, and
+# exported with the addresses in $STATE/services.env for tests and tools
+# (`source "$(deploy/services.sh env-file)"`).
 set -euo pipefail
 
-STATE="${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}"
+# shellcheck source=deploy/state_dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/state_dir.sh"
+STATE="$(services_dir)"
 CACHE="${RAYLINE_CACHE_DIR:-$HOME/.cache/rayline}"
 BIN="$CACHE/bin"
 PG_PORT="${RAYLINE_PG_PORT:-55432}"
@@ -73,7 +79,7 @@ install_all() {
 credentials() {
   local file="$STATE/credentials"
   if [[ ! -f $file ]]; then
-    mkdir -p "$STATE"
+    private_dir "$STATE" || exit 1
     umask 077
     {
       echo "PG_PASSWORD=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -89,6 +95,7 @@ write_env() {
   credentials
   umask 077
   cat >"$STATE/services.env" <<EOF
+export RAYLINE_SERVICES_DIR=${STATE}
 export RAYLINE_PG_URL=postgresql+psycopg://rayline:${PG_PASSWORD}@127.0.0.1:${PG_PORT}/rayline
 export RAYLINE_S3_ENDPOINT_URL=http://127.0.0.1:${S3_PORT}
 export RAYLINE_S3_ACCESS_KEY_ID=${S3_ACCESS_KEY}
@@ -105,12 +112,21 @@ pg_bin() {
   [[ -n $PG_BIN ]] || die "postgresql is not installed: run deploy/services.sh install"
 }
 as_postgres() { runuser -u postgres -- "$@"; }
+# Postgres runs as user postgres, which cannot enter the private state dir: its files
+# live in a directory of its own under its home (or where an older install put them).
+pg_dir() {
+  if [[ -f $STATE/postgres/data/PG_VERSION ]]; then
+    echo "$STATE/postgres"
+  else
+    echo "${RAYLINE_PG_DIR:-$(getent passwd postgres | cut -d: -f6)/rayline-$PG_PORT}"
+  fi
+}
 pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
 
 up_postgres() {
   pg_bin; credentials
-  local dir="$STATE/postgres"
-  mkdir -p "$dir/run"
+  local dir; dir=$(pg_dir)
+  mkdir -p -m 700 "$dir" "$dir/run"
   chown postgres:postgres "$dir" "$dir/run"
   if [[ ! -f $dir/data/PG_VERSION ]]; then
     log "initialising Postgres data dir $dir/data"
@@ -123,18 +139,22 @@ up_postgres() {
   fi
   wait_for 60 "Postgres" pg_ready
   # Role and database: created once, password kept in step with the credentials file.
-  as_postgres "$PG_BIN/psql" -q -h "$dir/run" -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 \
-    -v pw="$PG_PASSWORD" >/dev/null <<'SQL'
+  # The password reaches psql on its stdin (printf is a builtin): never on a command
+  # line, which every user sees in `ps`.
+  {
+    printf '%s\n' "\\set pw '$PG_PASSWORD'"
+    cat <<'SQL'
 SELECT 'CREATE ROLE rayline LOGIN CREATEDB' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rayline')\gexec
 ALTER ROLE rayline PASSWORD :'pw';
 SELECT 'CREATE DATABASE rayline OWNER rayline' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'rayline')\gexec
 SQL
+  } | as_postgres "$PG_BIN/psql" -q -h "$dir/run" -p "$PG_PORT" -d postgres -v ON_ERROR_STOP=1 >/dev/null
   log "postgres ready on 127.0.0.1:$PG_PORT"
 }
 
 down_postgres() {
   pg_bin
-  local data="$STATE/postgres/data"
+  local data; data="$(pg_dir)/data"
   if [[ -f $data/postmaster.pid ]]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null || true
     log "postgres stopped"
@@ -215,14 +235,18 @@ main() {
   done
   case $cmd in
     install) install_all ;;
+    env-file)
+      [[ -e $STATE ]] && { check_private_dir "$STATE" || exit 1; }
+      echo "$STATE/services.env" ;;
     up | start)
       [[ $EUID -eq 0 ]] || die "run as root: Postgres runs as user postgres and dockerd needs root"
-      mkdir -p "$STATE"; write_env
+      private_dir "$STATE" || exit 1
+      write_env
       for n in "${names[@]}"; do "up_$n"; done
       log "environment: source $STATE/services.env" ;;
     down | stop) for ((i = ${#names[@]} - 1; i >= 0; i--)); do "down_${names[i]}"; done ;;
     status) for n in "${names[@]}"; do "status_$n"; done ;;
-    *) die "unknown command '$cmd' (install | up | down | start | stop | status)" ;;
+    *) die "unknown command '$cmd' (install | up | down | start | stop | status | env-file)" ;;
   esac
 }
 

@@ -6,14 +6,16 @@
 #   deploy/zookeeper.sh install          install the Debian package if missing
 #   deploy/zookeeper.sh up|down|status   start (idempotent, waits for `ruok`), stop, report
 #
-# State lives in $RAYLINE_SERVICES_DIR/zookeeper (default /var/tmp/rayline-services);
+# State lives in $RAYLINE_SERVICES_DIR/zookeeper (default: deploy/state_dir.sh);
 # the port is $RAYLINE_ZK_PORT (default 52181). `down` stops only the server this
 # script started (it reads its own pid file). The address is written to
 # $STATE/zookeeper.env as RAYLINE_ZK_ADDRESS; managers use coordination only when
 # RAYLINE_ZOOKEEPER_HOSTS is set, so sourcing that file changes nothing by itself.
 set -euo pipefail
 
-STATE="${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}"
+# shellcheck source=deploy/state_dir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/state_dir.sh"
+STATE="$(services_dir)"
 DIR="$STATE/zookeeper"
 PORT="${RAYLINE_ZK_PORT:-52181}"
 # Short ticks: sessions may be as short as 2 ticks (1 s), which keeps fail-over fast.
@@ -45,6 +47,7 @@ install() {
 }
 
 write_config() {
+  private_dir "$STATE" || exit 1
   mkdir -p "$DIR/data" "$DIR/conf"
   cat >"$DIR/conf/zoo.cfg" <<EOF
 tickTime=$TICK_MS

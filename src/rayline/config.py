@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     # Ray clusters started by the local backend.
     ray_bind_address: str = LOOPBACK
     # Ray temp dirs go under here; short, because Ray's sockets live inside and
-    # AF_UNIX paths stop at 107 bytes.
-    ray_temp_base: Path = Path("/tmp/rl")
+    # AF_UNIX paths stop at 107 bytes. Unset: /tmp/rl-<random>, mode 700, its name
+    # kept in $RAYLINE_HOME/ray-temp-base (see rayline.private_dirs).
+    ray_temp_base: Path | None = None
     # Node logs and the port lease file of local clusters.
     cluster_state_dir: Path = Field(default_factory=lambda data: data["home"] / "clusters")
     # Ports of local clusters come from this range, below Linux's ephemeral ports.

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 SERVICES_HINT = (
     "run `deploy/services.sh up` and source services.env "
-    "(`. ${RAYLINE_SERVICES_DIR:-/var/tmp/rayline-services}/services.env`)"
+    '(`source "$(deploy/services.sh env-file)"`)'
 )
 
 

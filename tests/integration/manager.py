@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import URL, create_engine, text
 
 from rayline.clusters.client import ClusterManagerClient
+from tests.integration.clusters.leaks import temp_base_env
 
 
 def free_port() -> int:
@@ -104,6 +105,7 @@ def manager_factory(fresh_pg_url: URL, tmp_path: Path) -> Iterator[Callable[...,
         env = {
             **os.environ,
             "RAYLINE_HOME": str(tmp_path / "home"),
+            **temp_base_env(),
             "RAYLINE_DATABASE_URL": fresh_pg_url.render_as_string(hide_password=False),
             "RAYLINE_API_TOKEN": token,
             "RAYLINE_API_PORT": str(port),

@@ -31,6 +31,7 @@ from fastapi.responses import Response
 from ray import serve
 from ray.serve import Application
 
+from rayline.private_dirs import ensure_private_dir
 from rayline.serving import metrics
 from rayline.serving.errors import InvalidRequestError
 from rayline.serving.inputs import parse_body, to_matrix
@@ -46,8 +47,12 @@ _JSON = "application/json"
 
 
 def metrics_dir(deployment_id: str) -> str:
-    """Where the replicas of one deployment keep their multi-process metrics."""
-    return os.path.join(tempfile.gettempdir(), "rayline-metrics", deployment_id)
+    """A new directory for the multi-process metrics of one deployment's replicas.
+
+    Mode 700 with a random name (``mkdtemp``): another user of the host can neither
+    create it first nor write metric files into it.
+    """
+    return tempfile.mkdtemp(prefix=f"rayline-metrics-{deployment_id[:12]}-")
 
 
 def _rows_in(matrices: list[np.ndarray]) -> int:
@@ -119,8 +124,8 @@ class ModelServer:
         batcher.set_max_batch_size(self._spec.max_batch_size)
         batcher.set_batch_wait_timeout_s(self._spec.batch_wait_timeout_s)
         directory = os.environ.get(metrics.MULTIPROC_ENV)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
+        if directory:  # made on the deploying node; replicas elsewhere make their own
+            ensure_private_dir(directory)
 
     def _model_dir(self, source: dict[str, str]) -> Path:
         if "dir" in source:

@@ -6,7 +6,7 @@ run its own stack next to the default one:
 | variable | default | meaning |
 | --- | --- | --- |
 | ``RAYLINE_STACK_DIR`` | ``$RAYLINE_HOME/stack`` | pid files, logs, secrets, ``AIRFLOW_HOME`` |
-| ``RAYLINE_SERVICES_DIR`` | ``/var/tmp/rayline-services`` | `deploy/services.sh`'s state |
+| ``RAYLINE_SERVICES_DIR`` | ``~/.local/state/rayline/services`` | `deploy/services.sh`'s state |
 | ``RAYLINE_PG_PORT`` / ``RAYLINE_S3_PORT`` | 55432 / 59000 | the services' ports |
 | ``RAYLINE_STACK_MANAGER_PORT`` | 8775 | the stack's Cluster Manager |
 | ``RAYLINE_STACK_AIRFLOW_PORT`` | 8080 | Airflow's api-server (UI and REST API) |
@@ -31,12 +31,15 @@ import json
 import os
 import re
 import secrets
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+
+from rayline.private_dirs import check_private_dir
 
 __all__ = [
     "SERVICES_SCRIPT",
@@ -72,6 +75,22 @@ def _db_name(name: str, default: str) -> str:
     return value
 
 
+def _services_dir() -> Path:
+    """``RAYLINE_SERVICES_DIR``, else the default the services script itself resolves.
+
+    The script is the one implementation of that default (it also finds an older
+    install's state), so the stack and `make` never disagree on where it is.
+    """
+    if raw := os.environ.get("RAYLINE_SERVICES_DIR"):
+        return Path(raw)
+    out = subprocess.run(
+        [str(SERVICES_SCRIPT), "env-file"], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise ValueError(out.stderr.strip() or f"{SERVICES_SCRIPT} env-file failed")
+    return Path(out.stdout.strip()).parent
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """The addresses and paths of one local stack."""
@@ -96,9 +115,7 @@ class StackConfig:
         state = state_dir or Path(os.environ.get("RAYLINE_STACK_DIR") or home / "stack")
         return cls(
             state_dir=state.expanduser().resolve(),
-            services_dir=Path(
-                os.environ.get("RAYLINE_SERVICES_DIR") or "/var/tmp/rayline-services"
-            ),
+            services_dir=_services_dir(),
             pg_port=_port("RAYLINE_PG_PORT", 55432),
             s3_port=_port("RAYLINE_S3_PORT", 59000),
             manager_port=_port("RAYLINE_STACK_MANAGER_PORT", 8775),
@@ -218,6 +235,8 @@ def write_private(path: Path, text: str) -> None:
 def read_services_env(services_dir: Path) -> dict[str, str]:
     """The ``export NAME=VALUE`` lines `deploy/services.sh` wrote to ``services.env``."""
     path = services_dir / "services.env"
+    if services_dir.exists():
+        check_private_dir(services_dir)  # another user could have planted the file
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the services were never started")
     values: dict[str, str] = {}

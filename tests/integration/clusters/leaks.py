@@ -10,6 +10,12 @@ from rayline.clusters.backends.ray_nodes import TEMP_DIR_ENV
 from rayline.config import Settings
 
 
+def temp_base_env() -> dict[str, str]:
+    """``RAYLINE_RAY_TEMP_BASE`` of this user's default base, for managers with a home of
+    their own: the helpers below then find those managers' clusters."""
+    return {"RAYLINE_RAY_TEMP_BASE": str(LocalBackend(Settings()).temp_dir_for("x").parent)}
+
+
 def ray_pids_of(cluster_id: str) -> list[int]:
     """Pids of live processes that belong to one cluster."""
     temp_dir = LocalBackend(Settings()).temp_dir_for(cluster_id)

@@ -19,6 +19,7 @@ import pytest
 from kazoo.client import KazooClient
 from sqlalchemy import URL
 
+from tests.integration.clusters.leaks import temp_base_env
 from tests.integration.manager import ManagerProcess, cleanup_clusters, free_port
 
 SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "zookeeper.sh"
@@ -146,6 +147,7 @@ def make_replicas(
     env = {
         **os.environ,
         "RAYLINE_HOME": str(tmp_path / "home"),  # shared: port leases, token
+        **temp_base_env(),
         "RAYLINE_DATABASE_URL": pg_url.render_as_string(hide_password=False),
         "RAYLINE_API_TOKEN": token,
         "RAYLINE_REAPER_INTERVAL_SECONDS": "1",

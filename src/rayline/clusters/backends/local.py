@@ -54,6 +54,7 @@ from rayline.clusters.backends.ray_nodes import (
     worker_command,
 )
 from rayline.config import Settings
+from rayline.private_dirs import UnsafeDirectoryError, ensure_private_dir, named_temp_dir
 
 __all__ = ["LocalBackend", "LocalHandleData", "LocalNode"]
 
@@ -75,7 +76,10 @@ class LocalBackend(ClusterBackend):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._ip = settings.ray_bind_address
-        self._temp_base = settings.ray_temp_base
+        # Per user and unguessable by default: Ray's sockets and session files live there.
+        self._temp_base = settings.ray_temp_base or named_temp_dir(
+            settings.home / "ray-temp-base", prefix="rl-"
+        )
         self._state_dir = settings.cluster_state_dir
         self._python = sys.executable
         self._ports = PortAllocator(
@@ -96,10 +100,14 @@ class LocalBackend(ClusterBackend):
         """Start the head and every worker node now; they become healthy in the background."""
         for resources in (request.head, request.worker):
             resource_flags(resources)  # refuse unsupported shapes before starting anything
+        try:  # before anything under it is touched: another user may have made it
+            ensure_private_dir(self._temp_base)
+        except UnsafeDirectoryError as exc:
+            raise ProvisionError(f"RAYLINE_RAY_TEMP_BASE: {exc}") from exc
         temp_dir = self.temp_dir_for(request.cluster_id)
         self._nodes.stop(temp_dir, [])  # leftovers of an earlier attempt for this cluster
         remove_tree(temp_dir)
-        temp_dir.mkdir(parents=True, mode=0o700)
+        temp_dir.mkdir(mode=0o700)
         log_dir = self._state_dir / request.cluster_id
         log_dir.mkdir(parents=True, exist_ok=True)
         count = ports_needed(request.node_count, self.settings.local_worker_ports_per_node)

@@ -15,6 +15,7 @@ from rayline.clusters.backends.base import ClusterHandle, ClusterRequest, NodeRe
 from rayline.clusters.backends.errors import (
     BackendError,
     PortRangeExhaustedError,
+    ProvisionError,
     UnsupportedRequestError,
 )
 from rayline.clusters.backends.local import LocalBackend, LocalHandleData, LocalNode
@@ -75,6 +76,28 @@ def test_temp_dirs_are_short_distinct_and_stable(backend: LocalBackend, temp_bas
     assert a != b and a.parent == b.parent == temp_base
     assert backend.temp_dir_for("cluster-a") == a
     assert len(str(a)) < 40
+
+
+def test_the_default_temp_base_is_per_user_and_unguessable(tmp_path: Path) -> None:
+    first = LocalBackend(Settings(home=tmp_path / "a")).temp_dir_for("c").parent
+    again = LocalBackend(Settings(home=tmp_path / "a")).temp_dir_for("c").parent
+    other = LocalBackend(Settings(home=tmp_path / "b")).temp_dir_for("c").parent
+
+    assert first == again != other
+    assert first.parent == Path(tempfile.gettempdir()) and first.name.startswith("rl-")
+    assert len(first.name) == len("rl-") + 8
+
+
+def test_a_temp_base_others_may_write_is_refused_before_anything_starts(
+    tmp_path: Path, temp_base: Path
+) -> None:
+    temp_base.chmod(0o777)
+    backend = LocalBackend(Settings(home=tmp_path, ray_temp_base=temp_base))
+    request = ClusterRequest(cluster_id="planted", name="planted", purpose="training")
+
+    with pytest.raises(ProvisionError, match=r"writable by group or others \(mode 777\)"):
+        backend.provision(request)
+    assert not backend.temp_dir_for("planted").exists()
 
 
 def test_long_temp_base_is_refused(tmp_path: Path) -> None:
