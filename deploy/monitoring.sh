@@ -71,13 +71,15 @@ up() {
   install
   render
   if pid_alive; then
-    curl -sf -X POST "$URL/-/reload" >/dev/null || die "Prometheus did not accept the reload"
+    # SIGHUP, not the HTTP /-/reload: --web.enable-lifecycle would let any local
+    # process reload or shut Prometheus down.
+    kill -HUP "$(cat "$PIDFILE")" || die "Prometheus did not accept the reload (SIGHUP)"
     log "prometheus (pid $(cat "$PIDFILE")) reloaded its config"
   else
     answers && die "port $PORT is taken by a process this script did not start"
     setsid prometheus --config.file="$STATE/prometheus.yml" \
       --storage.tsdb.path="$STATE/data" --storage.tsdb.retention.time="$RETENTION" \
-      --web.listen-address="127.0.0.1:$PORT" --web.enable-lifecycle \
+      --web.listen-address="127.0.0.1:$PORT" \
       >>"$STATE/prometheus.log" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
   fi
