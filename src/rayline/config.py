@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     api_host: str = LOOPBACK
     api_port: int = Field(default=8765, ge=1, le=65535)
     api_token: SecretStr | None = None
+    # Bodies above this are refused (413) before auth and JSON parsing.
+    api_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Connections and requests served at once; beyond, uvicorn answers 503 at once.
+    api_limit_concurrency: int = Field(default=128, ge=1, le=10_000)
     cluster_manager_url: str = ""
     cluster_backend: str = "local"
     max_live_clusters: int = Field(default=8, ge=1, le=10_000)

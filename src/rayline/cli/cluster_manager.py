@@ -34,4 +34,11 @@ def serve(
             f"[dim]no RAYLINE_API_TOKEN set: using the token in {token_file(settings)}[/]"
         )
     console.print(f"Cluster Manager on http://{bind_host}:{bind_port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        log_level=log_level,
+        # Bounded work at once: beyond it uvicorn answers 503 instead of queueing.
+        limit_concurrency=settings.api_limit_concurrency,
+    )

@@ -282,17 +282,16 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
         return parse(response, ClusterPublic)
 
     def health(self) -> dict[str, Any]:
-        """Ask the manager whether it is up; no token needed, no retries.
+        """Ask the manager whether it is up; no retries.
 
         Returns:
-            The health document, e.g. ``{"status": "ok", ...}``.
+            The health document, e.g. ``{"status": "ok"}``; with the client's token
+            also ``version``, ``backend`` and ``coordination``.
 
         Raises:
             ClusterManagerUnavailableError: the manager did not answer or is unhealthy.
         """
-        response = self._transport.request(
-            "GET", "/healthz", what="health check", retry=False, auth=False
-        )
+        response = self._transport.request("GET", "/healthz", what="health check", retry=False)
         body = json_body(response)
         if not isinstance(body, dict):
             raise ClusterManagerError(f"{self.address}/healthz answered {body!r}, not an object")

@@ -145,7 +145,7 @@ class ServiceCreate(_Strict):
     url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=512)]
     cluster_id: str | None = Field(default=None, max_length=64)
     deployment_id: str | None = Field(default=None, max_length=32)
-    health: Literal["unknown", "healthy", "unhealthy"] = "unknown"
+    # No `health`: an endpoint does not vouch for itself; it starts `unknown`.
 
 
 class ServicePublic(BaseModel):

@@ -176,8 +176,8 @@ class ClusterService:
             rows = rows[:limit]
         return rows
 
-    def events(self, cluster_id: str) -> list[ClusterEvent]:
-        """Return the cluster's state transitions, oldest first."""
+    def events(self, cluster_id: str, *, limit: int = 1000, offset: int = 0) -> list[ClusterEvent]:
+        """Return the cluster's state transitions, oldest first (one page of them)."""
         with self.reading() as session:
             if session.get(Cluster, cluster_id) is None:
                 raise ClusterNotFoundError(cluster_id)
@@ -186,6 +186,8 @@ class ClusterService:
                     select(ClusterEvent)
                     .where(ClusterEvent.cluster_id == cluster_id)
                     .order_by(ClusterEvent.id)
+                    .limit(limit)
+                    .offset(offset)
                 )
             )
             session.expunge_all()
@@ -299,7 +301,7 @@ class ClusterService:
             endpoint.model_version = spec.model_version
             endpoint.cluster_id = spec.cluster_id
             endpoint.deployment_id = spec.deployment_id
-            endpoint.health = EndpointHealth(spec.health)
+            endpoint.health = EndpointHealth.UNKNOWN  # until something checks it
             endpoint.registered_at = utcnow()
             try:
                 session.flush()
@@ -311,10 +313,19 @@ class ClusterService:
         self._changed()
         return endpoint
 
-    def list_services(self, model: str | None = None) -> list[ServiceEndpoint]:
+    def list_services(
+        self, model: str | None = None, *, limit: int = 1000, offset: int = 0
+    ) -> list[ServiceEndpoint]:
         """Return registered endpoints, optionally of one model, newest version first."""
-        query = select(ServiceEndpoint).order_by(
-            ServiceEndpoint.model_name, ServiceEndpoint.model_version.desc()
+        query = (
+            select(ServiceEndpoint)
+            .order_by(
+                ServiceEndpoint.model_name,
+                ServiceEndpoint.model_version.desc(),
+                ServiceEndpoint.id,
+            )
+            .limit(limit)
+            .offset(offset)
         )
         if model is not None:
             query = query.where(ServiceEndpoint.model_name == model)

@@ -337,7 +337,6 @@ class Deployer:
                 url=row.endpoint_url,
                 cluster_id=row.cluster_id,
                 deployment_id=row.id,
-                health="healthy",
             )
         )
         self.progress(f"endpoint {row.endpoint_url} registered")

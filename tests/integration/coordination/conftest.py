@@ -95,8 +95,9 @@ class Replicas:
 
 
 def health(manager: ManagerProcess) -> dict[str, Any]:
-    """The replica's /healthz body."""
-    body: dict[str, Any] = httpx.get(f"{manager.url}/healthz", timeout=10).json()
+    """The replica's /healthz body, with the details only the token shows."""
+    auth = {"Authorization": f"Bearer {manager.token}"}
+    body: dict[str, Any] = httpx.get(f"{manager.url}/healthz", headers=auth, timeout=10).json()
     return body
 
 

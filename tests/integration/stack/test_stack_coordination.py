@@ -54,13 +54,13 @@ def _wait_for_znode(zk: KazooClient, path: str) -> None:
         assert created.wait(REGISTRY_TIMEOUT), f"{path} absent after {REGISTRY_TIMEOUT} s"
 
 
-def _leading(manager_url: str) -> dict[str, Any]:
+def _leading(manager_url: str, token: str) -> dict[str, Any]:
     """The manager's coordination status once it leads (its election runs in a thread)."""
     deadline = time.monotonic() + REGISTRY_TIMEOUT
+    auth = {"Authorization": f"Bearer {token}"}
     while True:
-        coordination: dict[str, Any] = httpx.get(f"{manager_url}/healthz", timeout=10).json()[
-            "coordination"
-        ]
+        health = httpx.get(f"{manager_url}/healthz", headers=auth, timeout=10).json()
+        coordination: dict[str, Any] = health["coordination"]
         if coordination.get("leader") or time.monotonic() > deadline:
             return coordination
         time.sleep(0.2)
@@ -96,12 +96,13 @@ def test_stack_up_with_coordination_registers_in_zookeeper_and_down_stops_it(
     manager_pid = stack.pids()["cluster-manager"]
 
     manager_url = f"http://127.0.0.1:{stack.env['RAYLINE_STACK_MANAGER_PORT']}"
-    coordination = _leading(manager_url)  # `stack up` waits for /healthz, not for the election
+    token = load_secrets(stack.state_dir, create=False).manager_token
+    # `stack up` waits for /healthz, not for the election.
+    coordination = _leading(manager_url, token.get_secret_value())
     assert coordination["mode"] == "zookeeper" and coordination["hosts"] == f"127.0.0.1:{zk_port}"
     assert coordination["degraded"] is False
     assert coordination["leader"] is True  # the only replica leads
 
-    token = load_secrets(stack.state_dir, create=False).manager_token
     zk = KazooClient(hosts=f"127.0.0.1:{zk_port}", timeout=10)
     zk.start(timeout=20)
     try:

@@ -363,10 +363,10 @@ def test_deregister_service(make: Any) -> None:
     assert (handler.seen[0].method, handler.seen[0].url.path) == ("DELETE", "/v1/services/7")
 
 
-def test_health_sends_no_token(make: Any) -> None:
+def test_health_sends_the_token_for_the_details(make: Any) -> None:
     handler = answer(200, {"status": "ok", "version": "0.1.0"})
     assert make(handler).health()["status"] == "ok"
-    assert "Authorization" not in handler.seen[0].headers
+    assert handler.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 # ------------------------------------------------------------ error mapping

@@ -103,7 +103,7 @@ class FakeManager:
             url=spec.url,
             cluster_id=spec.cluster_id,
             deployment_id=spec.deployment_id,
-            health=spec.health,
+            health="unknown",  # as the manager: an endpoint cannot vouch for itself
             registered_at=datetime.now(UTC),
         )
         self.services[self.next_id] = service

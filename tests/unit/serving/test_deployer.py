@@ -67,7 +67,7 @@ def test_deploy_fetches_starts_registers_and_records(
     assert live.endpoint_url and live.image == "fake:1"
     [service] = manager.live_endpoints("iris").data
     assert service.url == live.endpoint_url and service.deployment_id == live.id
-    assert service.health == "healthy"
+    assert service.health == "unknown"
 
 
 def test_new_version_switches_then_old_one_stops(

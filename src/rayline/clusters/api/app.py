@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from rayline import __version__
+from rayline.clusters.api.limits import BodyLimit
 from rayline.clusters.api.routes import clusters, health, services
 from rayline.clusters.errors import (
     ClusterNotFoundError,
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, *, run_lifecycle: bool = True) 
         app.include_router(router)
     _add_error_handlers(app)
     app.middleware("http")(_record_latency)
+    # Added last, so it runs first: before routing, auth and any body parsing.
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app
 
 

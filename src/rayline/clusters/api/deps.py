@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from rayline.clusters.auth import tokens_match
 from rayline.clusters.runtime import ManagerRuntime
 
-__all__ = ["Authorized", "RuntimeDep", "require_token"]
+__all__ = ["Authorized", "CallerIsAuthorized", "RuntimeDep", "require_token"]
 
 _bearer = HTTPBearer(auto_error=False, description="RAYLINE_API_TOKEN")
 
@@ -40,3 +40,14 @@ def require_token(
 
 
 Authorized = Depends(require_token)
+
+
+def caller_is_authorized(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> bool:
+    """Whether the request carries the manager's token, for routes open to everyone."""
+    return credentials is not None and tokens_match(credentials.credentials, runtime.token)
+
+
+CallerIsAuthorized = Annotated[bool, Depends(caller_is_authorized)]

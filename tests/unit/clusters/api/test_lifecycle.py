@@ -84,7 +84,6 @@ def test_serving_cluster_backing_a_service_is_never_reaped(client: TestClient) -
             "model_version": 1,
             "url": "http://127.0.0.1:9100",
             "cluster_id": cluster_id,
-            "health": "healthy",
         },
     )
     assert response.status_code == 201, response.text

@@ -56,9 +56,15 @@ def get_cluster(cluster_id: ClusterId, runtime: RuntimeDep) -> ClusterPublic:
 
 
 @router.get("/{cluster_id}/events", response_model=list[ClusterEventPublic])
-def cluster_events(cluster_id: ClusterId, runtime: RuntimeDep) -> list[ClusterEventPublic]:
-    """Every state transition of the cluster, oldest first."""
-    return [event_public(e) for e in runtime.service.events(cluster_id)]
+def cluster_events(
+    cluster_id: ClusterId,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 1000,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="events to skip")] = 0,
+) -> list[ClusterEventPublic]:
+    """The cluster's state transitions, oldest first, one page at a time."""
+    rows = runtime.service.events(cluster_id, limit=limit, offset=offset)
+    return [event_public(e) for e in rows]
 
 
 @router.delete("/{cluster_id}", status_code=status.HTTP_202_ACCEPTED, response_model=ClusterPublic)

@@ -8,26 +8,30 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rayline import __version__
-from rayline.clusters.api.deps import Authorized, RuntimeDep
+from rayline.clusters.api.deps import Authorized, CallerIsAuthorized, RuntimeDep
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz(runtime: RuntimeDep) -> dict[str, Any]:
+def healthz(runtime: RuntimeDep, authorized: CallerIsAuthorized) -> dict[str, Any]:
     """Liveness: the manager answers and reaches its metadata store.
 
-    ``coordination`` says whether this replica leads and whether ZooKeeper is
-    reachable; ``status`` is ``degraded`` (still 200: reads work) when it is not.
+    ``status`` is ``degraded`` (still 200: reads work) when ZooKeeper is not
+    reachable. Only a caller with the token also gets the details (version,
+    backend, ``coordination``: leadership, ZooKeeper connection), which tell an
+    attacker what runs and which replica to aim at.
     """
     runtime.service.counts_by_state()
     coordination = runtime.coordinator.status()
-    return {
-        "status": "degraded" if coordination["degraded"] else "ok",
-        "version": __version__,
-        "backend": runtime.backend.name,
-        "coordination": coordination,
-    }
+    health: dict[str, Any] = {"status": "degraded" if coordination["degraded"] else "ok"}
+    if authorized:
+        health |= {
+            "version": __version__,
+            "backend": runtime.backend.name,
+            "coordination": coordination,
+        }
+    return health
 
 
 @router.get("/metrics", dependencies=[Authorized])

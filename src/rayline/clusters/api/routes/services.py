@@ -17,6 +17,8 @@ from rayline.clusters.schemas import (
 
 ModelName = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, max_length=128)]
 ServiceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")]
 
 router = APIRouter(prefix="/v1/services", tags=["services"], dependencies=[Authorized])
 
@@ -31,16 +33,21 @@ def register_service(spec: ServiceCreate, runtime: RuntimeDep) -> ServicePublic:
 def list_services(
     runtime: RuntimeDep,
     model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN, max_length=128)] = None,
+    limit: Limit = 200,
+    offset: Offset = 0,
 ) -> ServicesPublic:
-    """Every registered endpoint, optionally of one model."""
-    rows = runtime.service.list_services(model)
+    """Registered endpoints, optionally of one model, one page at a time."""
+    rows = runtime.service.list_services(model, limit=limit, offset=offset)
     return ServicesPublic(data=[service_public(s) for s in rows], count=len(rows))
 
 
 @router.get("/{model}", response_model=ServicesPublic)
-def live_endpoints(model: ModelName, runtime: RuntimeDep) -> ServicesPublic:
+def live_endpoints(
+    model: ModelName, runtime: RuntimeDep, limit: Limit = 200, offset: Offset = 0
+) -> ServicesPublic:
     """The live (not unhealthy) endpoints of one model; 404 when there is none."""
-    rows = [s for s in runtime.service.list_services(model) if s.health != "unhealthy"]
+    listed = runtime.service.list_services(model, limit=limit, offset=offset)
+    rows = [s for s in listed if s.health != "unhealthy"]
     if not rows:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
