@@ -206,7 +206,7 @@ class ModelServer:
         try:
             self._check_target(name, version)
             body = await _read_body(request, self._spec.max_body_bytes)
-            matrix = to_matrix(parse_body(body), self._schema)
+            matrix = to_matrix(parse_body(body), self._schema, max_rows=self._spec.max_rows)
             if len(matrix) >= self._spec.max_batch_size:
                 predictions = self._run_model([matrix])[0]  # a batch on its own
             else:

@@ -32,6 +32,8 @@ _SHAPES = (
     'or {"inputs": {feature: [...]}}'
 )
 _SHOWN = 8  # feature names quoted in an error message
+# Integers beyond this have no float64 value: the feature matrix could not hold them.
+_FLOAT_MAX = int(np.finfo(np.float64).max)
 
 
 def _kind(arrow_type: str) -> str:
@@ -75,17 +77,23 @@ def parse_body(body: bytes) -> Any:
         return json.loads(body)
     except UnicodeDecodeError:
         raise InvalidRequestError("the request body is not UTF-8 text", status=400) from None
+    except RecursionError:  # the parser recurses once per level of [ or {
+        raise InvalidRequestError(
+            f"the request body is nested too deeply to be a prediction request; {_SHAPES}",
+            status=400,
+        ) from None
     except ValueError as err:
         raise InvalidRequestError(
             f"the request body is not valid JSON ({err})", status=400
         ) from None
 
 
-def to_matrix(doc: Any, schema: InputSchema) -> np.ndarray:
+def to_matrix(doc: Any, schema: InputSchema, *, max_rows: int | None = None) -> np.ndarray:
     """Validate a decoded request and return its ``float64`` feature matrix.
 
     Raises:
-        InvalidRequestError: (422) The request's shape or a value does not fit the signature.
+        InvalidRequestError: (422) The request's shape or a value does not fit the
+            signature; (413) it has more than ``max_rows`` rows.
     """
     if not isinstance(doc, dict) or len(doc.keys() & {"instances", "inputs"}) != 1:
         raise InvalidRequestError(f"the request must be a JSON object; {_SHAPES}")
@@ -93,6 +101,12 @@ def to_matrix(doc: Any, schema: InputSchema) -> np.ndarray:
         rows = _columns_to_rows(doc["inputs"], schema)
     else:
         rows = _instances_to_rows(doc["instances"], schema)
+    if max_rows is not None and len(rows) > max_rows:
+        raise InvalidRequestError(
+            f"the request has {len(rows)} rows, more than the limit of {max_rows} "
+            "(the serving spec's max_rows); send fewer rows per request",
+            status=413,
+        )
     for i, row in enumerate(rows):
         _check_row(i, row, schema)
     return np.array(rows, dtype=np.float64)
@@ -169,7 +183,7 @@ def _check_row(i: int, row: list[Any], schema: InputSchema) -> None:
             if kind == "b" or not math.isfinite(value) or (kind == "i" and not value.is_integer()):
                 raise _bad_value(i, name, kind, value)
         elif kind_of_value is int:
-            if kind == "b":
+            if kind == "b" or not -_FLOAT_MAX <= value <= _FLOAT_MAX:
                 raise _bad_value(i, name, kind, value)
         elif kind_of_value is bool:
             if kind != "b":

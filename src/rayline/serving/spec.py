@@ -82,7 +82,8 @@ class ServingSpec(BaseModel):
         ray_cpus: Logical CPUs of the Ray node inside a container.
         graceful_shutdown_timeout_s: How long a stopping replica may finish its
             in-flight requests.
-        max_body_bytes: Larger request bodies are refused with HTTP 413.
+        max_body_bytes: Larger request bodies are refused with HTTP 413 (at most 64 MiB).
+        max_rows: Requests with more rows are refused with HTTP 413 (at most 1,000,000).
         high_throughput: In model containers, put HAProxy in front of the replicas
             instead of Serve's Python proxy (Ray's high-throughput mode, see
             :mod:`rayline.serving.high_throughput`); several times the requests
@@ -105,7 +106,8 @@ class ServingSpec(BaseModel):
     replica_cpus: float = Field(default=0.5, ge=0, le=1024)
     ray_cpus: int = Field(default=2, ge=1, le=1024)
     graceful_shutdown_timeout_s: float = Field(default=20, ge=0, le=3600)
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     high_throughput: bool = True
     access_log: bool = False
 

@@ -98,3 +98,28 @@ def test_long_feature_lists_are_shortened_in_messages() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         to_matrix({"instances": [[1.0]]}, wide)
     assert "30 features" in str(caught.value) and "and 22 more" in str(caught.value)
+
+
+def test_deeply_nested_json_is_400_not_a_crash() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    with pytest.raises(InvalidRequestError, match="nested too deeply") as caught:
+        parse_body(body)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**309)])
+def test_integers_beyond_float_range_are_refused_naming_the_feature(value: int) -> None:
+    doc = parse_body(json.dumps({"instances": [[value, 2, True, 1.0]]}).encode())
+
+    with pytest.raises(InvalidRequestError, match="feature 'length' must be a finite number"):
+        to_matrix(doc, SCHEMA)
+
+
+def test_more_rows_than_the_cap_are_413() -> None:
+    doc = {"instances": [[1.0, 2, True, 3.0]] * 11}
+
+    with pytest.raises(InvalidRequestError, match="11 rows, more than the limit of 10") as caught:
+        to_matrix(doc, SCHEMA, max_rows=10)
+    assert caught.value.status == 413
+    assert to_matrix(doc, SCHEMA, max_rows=11).shape == (11, 4)

@@ -75,3 +75,13 @@ def test_max_replicas_turns_autoscaling_on() -> None:
 def test_bad_specs_are_refused(fields: dict[str, int]) -> None:
     with pytest.raises(ValidationError):
         ServingSpec.model_validate(fields)
+
+
+@pytest.mark.parametrize("fields", [{"max_body_bytes": 2**40}, {"max_rows": 10**9}])
+def test_request_limits_are_bounded_above(fields: dict[str, int]) -> None:
+    from pydantic import ValidationError
+
+    from rayline.serving.spec import ServingSpec
+
+    with pytest.raises(ValidationError, match=next(iter(fields))):
+        ServingSpec(**fields)
