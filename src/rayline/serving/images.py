@@ -444,7 +444,9 @@ def build_model_image(
             "RAYLINE_SERVING_BASE_IMAGE to an image that exists"
         ) from None
     tag = model_image_tag(name, version)
+    # Extra labels first: ours win, so an image is reused only for what it holds.
     wanted = {
+        **(labels or {}),
         f"{LABEL_PREFIX}kind": "model",
         f"{LABEL_PREFIX}model": name,
         f"{LABEL_PREFIX}version": str(version),
@@ -453,7 +455,6 @@ def build_model_image(
         f"{LABEL_PREFIX}code-sha256": code_digest(),
         f"{LABEL_PREFIX}config-sha256": hashlib.sha256(config_json.encode()).hexdigest(),
         f"{LABEL_PREFIX}base-id": base_id,
-        **(labels or {}),
     }
     existing = _get_image(client, tag)
     if existing is not None and _labels_match(existing.labels or {}, wanted):

@@ -132,12 +132,14 @@ class DockerRuntime(ServingRuntime):
             spec=request.spec,
             serve_env=serve_env,
         )
+        # Extra labels first: ours win, so no caller can make a container pass for
+        # another deployment or version (teardown and reuse go by these labels).
         labels = {
+            **request.labels,
             f"{LABEL_PREFIX}deployment": request.deployment_id,
             f"{LABEL_PREFIX}model": served.name,
             f"{LABEL_PREFIX}version": str(served.version),
             f"{LABEL_PREFIX}sha256": served.sha256,
-            **request.labels,
         }
         container = self.client.containers.run(
             image.tag,

@@ -1,0 +1,92 @@
+"""Extra labels cannot override Rayline's own labels on model containers and images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from rayline.config import Settings
+from rayline.serving import images
+from rayline.serving.model import ServedModel
+from rayline.serving.runtimes import docker
+from rayline.serving.runtimes.base import StartRequest
+from rayline.serving.spec import ServingSpec
+
+FORGED = {"rayline.deployment": "someone-else", "rayline.sha256": "0" * 64, "team": "ml"}
+SERVED = ServedModel(name="iris", version=3, version_id="v3", sha256="a" * 64, framework="sklearn")
+
+
+class _Containers:
+    def __init__(self) -> None:
+        self.kwargs: dict[str, Any] = {}
+
+    def run(self, image: str, **kwargs: Any) -> Any:
+        self.kwargs = kwargs
+        return SimpleNamespace(name=kwargs["name"], id="c1")
+
+
+def test_container_labels_keep_rayline_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: dict[str, Any] = {}
+
+    def build(client: Any, **kwargs: Any) -> Any:
+        built.update(kwargs)
+        return SimpleNamespace(tag="rayline-model/iris:3", reused=True)
+
+    monkeypatch.setattr(docker, "build_model_image", build)
+    monkeypatch.setattr(docker, "resolve_base_image", lambda settings: "base")
+    client = SimpleNamespace(containers=_Containers())
+    runtime = docker.DockerRuntime(Settings(home=tmp_path), client=client)
+    request = StartRequest(
+        deployment_id="dp-1",
+        served=SERVED,
+        store_uri="file:///x",
+        model_dir=tmp_path,
+        spec=ServingSpec(),
+        host="127.0.0.1",
+        port=None,
+        labels=FORGED,
+        progress=lambda line: None,
+    )
+
+    runtime._run(request, 9000, images_block(), {})
+
+    labels = client.containers.kwargs["labels"]
+    assert labels["rayline.deployment"] == "dp-1"
+    assert labels["rayline.sha256"] == "a" * 64
+    assert labels["team"] == "ml"
+
+
+def images_block() -> Any:
+    from rayline.clusters.backends.ports import PortBlock
+    from rayline.clusters.backends.ray_nodes import ports_needed
+
+    return PortBlock(31000, ports_needed(1, 100))
+
+
+def test_image_labels_keep_rayline_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wanted: dict[str, str] = {}
+    existing = SimpleNamespace(id="img", labels=None)
+    monkeypatch.setattr(images, "_get_image", lambda client, tag: existing)
+    monkeypatch.setattr(
+        images, "_labels_match", lambda have, want: bool(wanted.update(want)) or True
+    )
+    client = SimpleNamespace(images=SimpleNamespace(get=lambda base: SimpleNamespace(id="b")))
+
+    images.build_model_image(
+        client,
+        base="base",
+        model_dir=tmp_path,
+        config_json="{}",
+        name="iris",
+        version=3,
+        sha256="a" * 64,
+        labels=FORGED,
+        progress=lambda line: None,
+    )
+
+    assert wanted["rayline.sha256"] == "a" * 64 and wanted["team"] == "ml"
