@@ -28,6 +28,7 @@ REPO="$(dirname "$HERE")"
 # shellcheck source=deploy/state_dir.sh
 source "$HERE/state_dir.sh"
 SERVICES="$(services_dir)"
+close_inherited_fds
 STATE="${RAYLINE_MLFLOW_DIR:-$SERVICES/mlflow}"
 PORT="${RAYLINE_MLFLOW_PORT:-55500}"
 DATABASE="${RAYLINE_MLFLOW_DATABASE:-mlflow}"

@@ -24,6 +24,9 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=deploy/state_dir.sh
+source "$HERE/state_dir.sh"
+close_inherited_fds  # a caller's flock must not live on in Prometheus
 HOME_DIR="${RAYLINE_HOME:-$HOME/.rayline}"
 STATE="${RAYLINE_MONITORING_DIR:-$HOME_DIR/monitoring}"
 PORT="${RAYLINE_PROMETHEUS_PORT:-59090}"

@@ -21,6 +21,7 @@ set -euo pipefail
 # shellcheck source=deploy/state_dir.sh
 source "$(dirname "${BASH_SOURCE[0]}")/state_dir.sh"
 STATE="$(services_dir)"
+close_inherited_fds
 CACHE="${RAYLINE_CACHE_DIR:-$HOME/.cache/rayline}"
 BIN="$CACHE/bin"
 PG_PORT="${RAYLINE_PG_PORT:-55432}"

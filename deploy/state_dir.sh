@@ -50,3 +50,17 @@ private_dir() {
   fi
   check_private_dir "$dir"
 }
+
+# close_inherited_fds: close every descriptor above 2 this script inherited, so the
+# daemons it starts do not keep them. A caller's `flock LOCK deploy/services.sh up`
+# would otherwise stay locked for as long as Postgres or dockerd runs. Bash reads the
+# script itself through 255, which stays open.
+close_inherited_fds() {
+  local fd n
+  for fd in /proc/$$/fd/*; do
+    n=${fd##*/}
+    if ((n > 2 && n != 255)); then
+      eval "exec $n>&-" 2>/dev/null || true
+    fi
+  done
+}

@@ -16,6 +16,7 @@ set -euo pipefail
 # shellcheck source=deploy/state_dir.sh
 source "$(dirname "${BASH_SOURCE[0]}")/state_dir.sh"
 STATE="$(services_dir)"
+close_inherited_fds
 DIR="$STATE/zookeeper"
 PORT="${RAYLINE_ZK_PORT:-52181}"
 # Short ticks: sessions may be as short as 2 ticks (1 s), which keeps fail-over fast.

@@ -98,3 +98,20 @@ def test_state_dir_mode_is_700_when_made(tmp_path: Path) -> None:
 
     assert out.returncode == 0, out.stderr
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
+
+
+def test_daemons_started_by_the_scripts_do_not_keep_the_callers_lock(tmp_path: Path) -> None:
+    lock, pid_file = tmp_path / "heavy.lock", tmp_path / "daemon.pid"
+    lock.touch()
+    helpers = SERVICES_SCRIPT.parent / "state_dir.sh"
+    # As `flock LOCK deploy/services.sh up` starts a daemon with setsid.
+    starts = (
+        f'source "{helpers}" && close_inherited_fds && '
+        f'{{ setsid sleep 30 >/dev/null 2>&1 </dev/null & echo $! >"{pid_file}"; }}'
+    )
+    subprocess.run(["flock", str(lock), "bash", "-c", starts], check=True, timeout=30)
+    try:
+        free = subprocess.run(["flock", "-n", str(lock), "true"], check=False)
+        assert free.returncode == 0, "the daemon still holds the caller's lock"
+    finally:
+        os.kill(int(pid_file.read_text()), 9)
