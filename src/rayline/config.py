@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     default_ttl_seconds: int | None = Field(default=None, ge=1)
     default_idle_timeout_seconds: int | None = Field(default=None, ge=1)
     # <<< coordination
+    # Warm cluster pools: "training:1,serving:1" (purpose:size, default shapes) or,
+    # in the config file, a list of shapes ({name, purpose, size, head, worker,
+    # worker_count, runtime_env}); parsed and checked by `rayline.clusters.pools`.
+    pool: str | list[dict[str, Any]] = ""
+    # A refill waits this long after an adoption, so the adopting workflow's first
+    # job gets the CPUs before another Ray head starts beside it.
+    pool_refill_delay_seconds: float = Field(default=5, ge=0)
 
     # Ray clusters started by the local backend.
     ray_bind_address: str = LOOPBACK

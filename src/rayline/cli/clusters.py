@@ -46,6 +46,7 @@ _STATE_STYLES = {
     ClusterState.PENDING: "yellow",
     ClusterState.PROVISIONING: "yellow",
     ClusterState.READY: "green",
+    ClusterState.POOLED: "cyan",
     ClusterState.UNHEALTHY: "magenta",
     ClusterState.TERMINATING: "dim",
     ClusterState.TERMINATED: "dim",

@@ -85,12 +85,13 @@ class LifecycleManager:
         # Snapshot first: a cluster marked UNHEALTHY in this pass waits for the next.
         watched = [
             cluster
-            for state in (ClusterState.READY, ClusterState.UNHEALTHY)
+            for state in (ClusterState.READY, ClusterState.UNHEALTHY, ClusterState.POOLED)
             for cluster in self._service.list_clusters(state=state)
         ]
         for cluster in watched:
             state = self._check_health(cluster, now)
-            if state is not None:
+            # A pooled cluster waits for its request: no TTL or idle timeout runs yet.
+            if state is not None and state != ClusterState.POOLED:
                 self._check_expiry(cluster, state, backing, now)
         watched_ids = {cluster.id for cluster in watched}
         for cluster_id in self._missed_probes.keys() - watched_ids:
@@ -110,6 +111,16 @@ class LifecycleManager:
         expected = 1 + int(cluster.spec.get("worker_count", 0))
         report = self._backend.probe(handle, expected_nodes=expected)
         state = ClusterState(cluster.state)
+        if state == ClusterState.POOLED and not report.ready:
+            missed = self._missed_probes.get(cluster.id, 0) + 1
+            self._missed_probes[cluster.id] = missed
+            if report.dead or missed >= self._settings.unhealthy_after_missed_probes:
+                # Nobody uses a spare: end it, and the pool keeper starts a fresh one.
+                self._missed_probes.pop(cluster.id, None)
+                self._provisioner.fail(cluster.id, f"pooled cluster unhealthy: {report.reason}")
+                self._count("failed")
+                return None
+            return state
         if report.ready:
             self._missed_probes.pop(cluster.id, None)
             if state == ClusterState.UNHEALTHY:
@@ -143,7 +154,8 @@ class LifecycleManager:
     ) -> None:
         if cluster.id in backing:
             return  # never reap a cluster that still serves a registered endpoint
-        age = (now - cluster.created_at).total_seconds()
+        # An adopted cluster's life starts when its request adopted it.
+        age = (now - (cluster.adopted_at or cluster.created_at)).total_seconds()
         if cluster.ttl_seconds is not None and age >= cluster.ttl_seconds:
             self._reap(cluster, f"TTL of {cluster.ttl_seconds}s expired", "ttl")
             return

@@ -57,6 +57,7 @@ _LIVE = {
     ClusterState.PENDING,
     ClusterState.PROVISIONING,
     ClusterState.READY,
+    ClusterState.POOLED,
     ClusterState.UNHEALTHY,
 }
 

@@ -123,6 +123,8 @@ class Provisioner:
         nodes = 1 + spec.worker_count
         with self._locks[cluster_id]:
             reason = f"starting {nodes} Ray node(s) on the {self._backend.name} backend"
+            if cluster.pool is not None:
+                reason += f" for warm pool '{cluster.pool}'"
             if not self._service.move(cluster_id, ClusterState.PROVISIONING, reason):
                 return  # deleted before we started
             try:
@@ -157,16 +159,15 @@ class Provisioner:
                 reason = (
                     f"GCS healthy, {report.alive_nodes}/{expected} nodes alive, job API answering"
                 )
+                # A pool's cluster waits as POOLED, unless a request adopted it while
+                # it started (then `record_transition` makes it READY).
+                target = ClusterState.POOLED if cluster.pool is not None else ClusterState.READY
                 # Observed before READY is stored, so whoever sees READY finds it counted.
                 self._metrics.provisioning_seconds.labels(
                     purpose=str(cluster.purpose), backend=self._backend.name
                 ).observe(time.time() - cluster.created_at.timestamp())
                 self._service.move(
-                    cluster_id,
-                    ClusterState.READY,
-                    reason,
-                    nodes=report.nodes,
-                    last_active_at=utcnow(),
+                    cluster_id, target, reason, nodes=report.nodes, last_active_at=utcnow()
                 )
                 return
             if report.dead:

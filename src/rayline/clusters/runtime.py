@@ -15,6 +15,7 @@ from rayline.clusters.backends.base import ClusterBackend
 from rayline.clusters.coordination import coordinate
 from rayline.clusters.lifecycle import LifecycleManager
 from rayline.clusters.metrics import ManagerMetrics
+from rayline.clusters.pool_keeper import PoolKeeper
 from rayline.clusters.prometheus_sd import watch as watch_prometheus_targets
 from rayline.clusters.provisioner import Provisioner
 from rayline.clusters.service import ClusterService
@@ -41,6 +42,7 @@ class ManagerRuntime:
     provisioner: Provisioner
     lifecycle: LifecycleManager
     metrics: ManagerMetrics
+    pools: PoolKeeper
     coordinator: Coordinator = field(default_factory=LocalCoordinator)
 
     @classmethod
@@ -66,17 +68,39 @@ class ManagerRuntime:
             settings=settings,
             metrics=metrics,
         )
-        # Only the elected replica runs the lifecycle manager.
+        pools = PoolKeeper(
+            service=service, provisioner=provisioner, backend_name=backend.name, settings=settings
+        )
+        # Only the elected replica runs the lifecycle manager and keeps the pools.
         coordinator = coordinate(settings, service, backend)
         if run_lifecycle:
-            coordinator.lead(lifecycle.start, lifecycle.stop)
-        log.info("cluster manager started (backend %s)", backend.name)
+
+            def elected() -> None:
+                lifecycle.start()
+                pools.start()
+
+            def revoked() -> None:
+                pools.stop()
+                lifecycle.stop()
+
+            coordinator.lead(elected, revoked)
+        log.info("cluster manager started (backend %s, pools %s)", backend.name, pools.shapes)
         return cls(
-            settings, engine, token, backend, service, provisioner, lifecycle, metrics, coordinator
+            settings,
+            engine,
+            token,
+            backend,
+            service,
+            provisioner,
+            lifecycle,
+            metrics,
+            pools,
+            coordinator,
         )
 
     def stop(self) -> None:
-        """Stop background work; running clusters stay up and are re-adopted later."""
+        """Drain this replica's pools; other running clusters stay up, re-adopted later."""
+        self.pools.drain()  # spares nobody asked for must not outlive the manager
         self.lifecycle.stop()
         # Finish the Ray starts in flight (their handles get
         # stored) while our member node still says we own those clusters; then leave,

@@ -115,9 +115,17 @@ class ClusterPublic(BaseModel):
         description="The manager replica that provisions or tears down the cluster "
         "(with coordination on); None for a single manager.",
     )
+    pool: str | None = Field(
+        default=None,
+        description="The warm pool the cluster was started for (state POOLED until a "
+        "request adopts it); None for a cluster started cold for its request.",
+    )
     created_at: datetime
     updated_at: datetime
     ready_at: datetime | None = None
+    adopted_at: datetime | None = Field(
+        default=None, description="When a request adopted it from its pool."
+    )
     terminated_at: datetime | None = None
 
 

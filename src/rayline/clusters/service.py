@@ -17,11 +17,13 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from rayline.clusters import pool_store
 from rayline.clusters.errors import (
     ClusterNotFoundError,
     QuotaExceededError,
     UnknownModelVersionError,
 )
+from rayline.clusters.pools import PoolShape, cold_start_reason, match, parse_pool_setting
 from rayline.clusters.schemas import ClusterCreate, ServiceCreate
 from rayline.config import Settings
 from rayline.coordination import Coordinator, LocalCoordinator
@@ -41,6 +43,7 @@ LIVE_STATES = (
     ClusterState.PENDING,
     ClusterState.PROVISIONING,
     ClusterState.READY,
+    ClusterState.POOLED,
     ClusterState.UNHEALTHY,
 )
 # Quota and idempotency checks must not interleave between two requests (or two
@@ -60,6 +63,10 @@ class ClusterService:
         self.coordinator: Coordinator = LocalCoordinator()
         # Called after a state change or an endpoint change (Prometheus targets).
         self.change_listeners: list[Callable[[], None]] = []
+        # Warm pools a request may adopt from, and who hears of an adoption or of
+        # pooled clusters evicted (TERMINATING, to tear down) after it commits.
+        self.pool_shapes: list[PoolShape] = parse_pool_setting(settings.pool)
+        self.pool_listeners: list[Callable[[list[str]], None]] = []
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -75,56 +82,98 @@ class ClusterService:
 
     # ------------------------------------------------------------ clusters
     def create(self, spec: ClusterCreate, *, backend: str) -> tuple[Cluster, bool]:
-        """Record a cluster request in PENDING, or return the one with the same request_id.
+        """Adopt a fresh pooled cluster of the spec's shape, or record a new one in PENDING.
+
+        A known request_id returns its cluster. A full quota evicts a warm pooled
+        cluster before refusing: a waiting request beats a warm spare.
 
         Returns:
-            The cluster and whether it was created by this call.
+            The cluster (adopted: READY or PROVISIONING; new: PENDING, to provision)
+            and whether this call created or adopted it.
 
         Raises:
             QuotaExceededError: the live-cluster quota is reached.
         """
         spec = self._with_shared_defaults(spec)
+        shape = match(spec, self.pool_shapes)
+        evicted: list[str] = []
+        with self.creating() as session:
+            cluster, created = self._create_locked(session, spec, shape, backend, evicted)
+            session.expunge(cluster)
+        if created and (cluster.pool is not None or evicted):
+            for listener in self.pool_listeners:
+                listener(evicted)
+        return cluster, created
+
+    def _create_locked(
+        self,
+        session: Session,
+        spec: ClusterCreate,
+        shape: PoolShape | None,
+        backend: str,
+        evicted: list[str],
+    ) -> tuple[Cluster, bool]:
+        if spec.request_id is not None:
+            existing = session.scalar(select(Cluster).where(Cluster.request_id == spec.request_id))
+            if existing is not None:
+                return existing, False
+        if shape is not None:
+            adopted = pool_store.adopt(session, shape, spec, owner=self.coordinator.identifier)
+            if adopted is not None:
+                return adopted, True
+        live = self.count_live(session)
+        quota = self._settings.max_live_clusters
+        if live >= quota:
+            victim = pool_store.evict_one(
+                session,
+                f"evicted from its pool: the live-cluster quota ({quota}) is full "
+                f"and request {spec.name!r} needs the room",
+            )
+            if victim is None:
+                raise QuotaExceededError(live=live, quota=quota)
+            evicted.append(victim)
+        reason = cold_start_reason(shape, configured=bool(self.pool_shapes))
+        cluster = Cluster(
+            name=spec.name,
+            purpose=spec.purpose,
+            state=ClusterState.PENDING,
+            state_reason=reason,
+            backend=backend,
+            spec=spec.model_dump(mode="json"),
+            request_id=spec.request_id,
+            labels=dict(spec.labels),
+            ttl_seconds=spec.ttl_seconds,
+            idle_timeout_seconds=spec.idle_timeout_seconds,
+            nodes=[],
+            backend_handle={},
+            owner=self.coordinator.identifier,  # We provision it
+        )
+        session.add(cluster)
+        session.flush()
+        session.add(
+            ClusterEvent(
+                cluster_id=cluster.id, from_state=None, to_state=ClusterState.PENDING, reason=reason
+            )
+        )
+        return cluster, True
+
+    @contextmanager
+    def creating(self) -> Iterator[Session]:
+        """A transaction holding the create locks: quota, idempotency and pool hand-over.
+
+        The locks are this process's, the coordinator's (with several replicas) and,
+        on Postgres, an advisory lock, so two creates never interleave anywhere.
+        """
         with self._create_lock, self.coordinator.lock("cluster-quota"), self.session() as session:
             self._lock_creates(session)
-            if spec.request_id is not None:
-                existing = session.scalar(
-                    select(Cluster).where(Cluster.request_id == spec.request_id)
-                )
-                if existing is not None:
-                    return existing, False
-            live = session.scalar(
-                select(func.count()).select_from(Cluster).where(Cluster.state.in_(LIVE_STATES))
-            )
-            quota = self._settings.max_live_clusters
-            if (live or 0) >= quota:
-                raise QuotaExceededError(live=live or 0, quota=quota)
-            cluster = Cluster(
-                name=spec.name,
-                purpose=spec.purpose,
-                state=ClusterState.PENDING,
-                state_reason="requested",
-                backend=backend,
-                spec=spec.model_dump(mode="json"),
-                request_id=spec.request_id,
-                labels=dict(spec.labels),
-                ttl_seconds=spec.ttl_seconds,
-                idle_timeout_seconds=spec.idle_timeout_seconds,
-                nodes=[],
-                backend_handle={},
-                owner=self.coordinator.identifier,  # We provision it
-            )
-            session.add(cluster)
-            session.flush()
-            session.add(
-                ClusterEvent(
-                    cluster_id=cluster.id,
-                    from_state=None,
-                    to_state=ClusterState.PENDING,
-                    reason="requested",
-                )
-            )
-            session.expunge(cluster)
-            return cluster, True
+            yield session
+
+    def count_live(self, session: Session) -> int:
+        """Live clusters, pooled ones included: what the quota counts."""
+        live = session.scalar(
+            select(func.count()).select_from(Cluster).where(Cluster.state.in_(LIVE_STATES))
+        )
+        return int(live or 0)
 
     def _with_shared_defaults(self, spec: ClusterCreate) -> ClusterCreate:
         """Fill TTL and idle timeout the request left unset."""

@@ -50,6 +50,9 @@ def record_transition(
         if row is None:
             raise ClusterNotFoundError(cluster_id)
         from_state = row.state
+        if to_state is ClusterState.POOLED and row.adopted_at is not None:
+            # Adopted while it was starting: it is somebody's now, never a spare.
+            to_state = ClusterState.READY
         if not from_state.can_become(to_state):
             allowed = sorted(s.value for s in CLUSTER_TRANSITIONS[from_state])
             raise InvalidTransitionError(cluster_id, from_state.value, to_state.value, allowed)

@@ -33,6 +33,8 @@ class ClusterState(StrEnum):
     PENDING = "PENDING"
     PROVISIONING = "PROVISIONING"
     READY = "READY"
+    # Warm in a cluster pool, never used: a matching request adopts it (-> READY).
+    POOLED = "POOLED"
     UNHEALTHY = "UNHEALTHY"
     TERMINATING = "TERMINATING"
     TERMINATED = "TERMINATED"
@@ -50,12 +52,15 @@ class ClusterState(StrEnum):
 _S = ClusterState
 
 # PENDING -> PROVISIONING -> READY <-> UNHEALTHY -> TERMINATING -> TERMINATED,
-# FAILED from any live state. PENDING and PROVISIONING may also go straight to
-# TERMINATING: a delete request during provisioning must still release whatever
-# the backend already started.
+# FAILED from any live state. A cluster started for a warm pool goes PROVISIONING
+# -> POOLED, and POOLED -> READY once when a request adopts it; nothing goes back
+# to POOLED, so a cluster somebody used is never handed out again. PENDING and
+# PROVISIONING may also go straight to TERMINATING: a delete request during
+# provisioning must still release whatever the backend already started.
 CLUSTER_TRANSITIONS: dict[ClusterState, frozenset[ClusterState]] = {
     _S.PENDING: frozenset({_S.PROVISIONING, _S.TERMINATING, _S.FAILED}),
-    _S.PROVISIONING: frozenset({_S.READY, _S.TERMINATING, _S.FAILED}),
+    _S.PROVISIONING: frozenset({_S.READY, _S.POOLED, _S.TERMINATING, _S.FAILED}),
+    _S.POOLED: frozenset({_S.READY, _S.TERMINATING, _S.FAILED}),
     _S.READY: frozenset({_S.UNHEALTHY, _S.TERMINATING, _S.FAILED}),
     _S.UNHEALTHY: frozenset({_S.READY, _S.TERMINATING, _S.FAILED}),
     _S.TERMINATING: frozenset({_S.TERMINATED, _S.FAILED}),

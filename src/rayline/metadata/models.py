@@ -107,6 +107,11 @@ class Cluster(Base):
     # terminates the cluster; another replica's reconciliation leaves it alone while
     # that replica lives. None on rows from before migration 0002.
     owner: Mapped[str | None] = mapped_column(String(255))
+    # Name of the warm pool the cluster was started for (kept after adoption, so
+    # the audit trail says it came from the pool); None for a cold-started cluster.
+    pool: Mapped[str | None] = mapped_column(String(64), index=True)
+    # When a request adopted it from its pool; its TTL counts from here.
+    adopted_at: Mapped[datetime | None]
     ttl_seconds: Mapped[int | None]
     idle_timeout_seconds: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,6 +15,11 @@ ALLOWED = {
     (S.READY, S.UNHEALTHY),
     (S.UNHEALTHY, S.READY),
     (S.TERMINATING, S.TERMINATED),
+    # warm pools: started for a pool, adopted once, never back
+    (S.PROVISIONING, S.POOLED),
+    (S.POOLED, S.READY),
+    (S.POOLED, S.TERMINATING),
+    (S.POOLED, S.FAILED),
     # teardown, also while still starting
     (S.PENDING, S.TERMINATING),
     (S.PROVISIONING, S.TERMINATING),

@@ -34,9 +34,11 @@ def cluster_public(cluster: Cluster) -> ClusterPublic:
         idle_timeout_seconds=cluster.idle_timeout_seconds,
         request_id=cluster.request_id,
         owner=cluster.owner,
+        pool=cluster.pool,
         created_at=cluster.created_at,
         updated_at=cluster.updated_at,
         ready_at=cluster.ready_at,
+        adopted_at=cluster.adopted_at,
         terminated_at=cluster.terminated_at,
     )
 

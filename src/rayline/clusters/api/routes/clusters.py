@@ -26,9 +26,12 @@ MAX_WAIT_SECONDS = 60.0
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ClusterPublic)
 def create_cluster(spec: ClusterCreate, runtime: RuntimeDep, response: Response) -> ClusterPublic:
-    """Request a cluster; the same `request_id` returns the same cluster."""
+    """Request a cluster: adopted from a warm pool when one has its shape, else started.
+
+    The same `request_id` returns the same cluster.
+    """
     cluster, created = runtime.service.create(spec, backend=runtime.backend.name)
-    if created:
+    if created and cluster.state == ClusterState.PENDING:  # (adopted ones are up or starting)
         runtime.provisioner.provision(cluster.id)
     response.headers["Location"] = f"{router.prefix}/{cluster.id}"
     return cluster_public(cluster)
