@@ -25,6 +25,7 @@ def down() -> None:
     if daemon.is_answering(settings):
         try:
             with ClusterManagerClient(max_retries=1) as client:
+                _drain_pools(client)
                 _end_deployments(settings, client)
                 for cluster in client.list_clusters().data:
                     if cluster.state.is_terminal():
@@ -36,6 +37,16 @@ def down() -> None:
             console.print(f"[yellow]could not delete every cluster:[/] {escape(str(err))}")
     stopped = daemon.stop(settings)
     console.print("Cluster Manager stopped" if stopped else "no background Cluster Manager ran")
+
+
+def _drain_pools(client: ClusterManagerClient) -> None:
+    """End the warm spares first: the pool keeper must not refill while we delete."""
+    response = client._transport.request(  # (the client has no pool call: one route)
+        "POST", "/v1/pools/drain", what="pool drain", timeout=300
+    )
+    drained = response.json().get("drained", [])
+    if drained:
+        console.print(f"drained {len(drained)} pooled cluster(s): {', '.join(drained)}")
 
 
 def _end_deployments(settings: Settings, client: ClusterManagerClient) -> None:

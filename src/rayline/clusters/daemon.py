@@ -77,8 +77,11 @@ def ensure_running(settings: Settings, *, timeout: float = 90.0) -> bool:
     raise ManagerStartError(f"Cluster Manager did not answer in {timeout:g}s:\n{_tail(log)}")
 
 
-def stop(settings: Settings, *, timeout: float = 30.0) -> bool:
-    """Stop the background manager started by `ensure_running`; False if none ran."""
+def stop(settings: Settings, *, timeout: float = 120.0) -> bool:
+    """Stop the background manager started by `ensure_running`; False if none ran.
+
+    The wait is long enough for its shutdown to drain its warm pool.
+    """
     path = pid_file(settings)
     if not path.is_file():
         return False

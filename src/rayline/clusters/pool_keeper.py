@@ -73,16 +73,20 @@ class PoolKeeper:
         with self._service.creating():
             pass  # a refill that is recording its cluster has committed it now
 
-    def drain(self) -> list[str]:
-        """Stop refilling and tear down this replica's fresh pooled clusters; wait for it.
+    def drain(self, *, why: str = "manager shutting down", every_owner: bool = False) -> list[str]:
+        """Stop refilling and tear down fresh pooled clusters (this replica's); wait for it.
+
+        Args:
+            why: the reason recorded on each drained cluster.
+            every_owner: drain the other replicas' spares too (`rayline down`).
 
         Returns:
             The ids of the clusters drained.
         """
         self.stop()
-        identifier = self._service.coordinator.identifier
+        owner = None if every_owner else self._service.coordinator.identifier
         with self._service.creating() as session:
-            ids = pool_store.drain(session, "pool drained: manager shutting down", owner=identifier)
+            ids = pool_store.drain(session, f"pool drained: {why}", owner=owner)
         futures = [self._provisioner.terminate(cluster_id) for cluster_id in ids]
         wait(futures, timeout=_DRAIN_TIMEOUT_SECONDS)
         if ids:

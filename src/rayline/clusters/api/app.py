@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from rayline import __version__
 from rayline.clusters.api.limits import BodyLimit
-from rayline.clusters.api.routes import clusters, health, services
+from rayline.clusters.api.routes import clusters, health, pools, services
 from rayline.clusters.errors import (
     ClusterNotFoundError,
     QuotaExceededError,
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, run_lifecycle: bool = True) 
         description="Provisions, watches, discovers and terminates Ray clusters.",
         lifespan=lifespan,
     )
-    for router in (clusters.router, services.router, health.router):
+    for router in (clusters.router, pools.router, services.router, health.router):
         app.include_router(router)
     _add_error_handlers(app)
     app.middleware("http")(_record_latency)

@@ -48,3 +48,11 @@ def test_a_request_of_another_shape_answers_pending_with_no_pool(client: TestCli
     assert (body["state"], body["pool"]) == ("PENDING", None)
     events = client.get(f"/v1/clusters/{body['id']}/events").json()
     assert "cold start" in events[0]["reason"]
+
+
+def test_drain_ends_the_spares_and_stops_the_refill(client: TestClient) -> None:
+    spare = runtime(client).pools.fill_once()
+    response = client.post("/v1/pools/drain")
+    assert response.status_code == 200 and response.json() == {"drained": [spare]}
+    assert client.get(f"/v1/clusters/{spare}").json()["state"] == "TERMINATED"
+    assert runtime(client).pools.fill_once() is None  # no refill after a drain
