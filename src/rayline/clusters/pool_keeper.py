@@ -18,12 +18,14 @@ from rayline.clusters import pool_store
 from rayline.clusters.provisioner import Provisioner
 from rayline.clusters.service import ClusterService
 from rayline.config import Settings
+from rayline.metadata.enums import ClusterState
 
 __all__ = ["PoolKeeper"]
 
 log = logging.getLogger(__name__)
 _POLL_SECONDS = 1.0
 _DRAIN_TIMEOUT_SECONDS = 120.0
+_BACKOFF = 30.0  # seconds after a pooled cluster failed to start
 
 
 class PoolKeeper:
@@ -64,14 +66,14 @@ class PoolKeeper:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop refilling: no pooled cluster is recorded after this returns.
+        """Stop refilling; takes no lock (it runs when leadership is lost, too).
 
-        A cluster already starting goes on in the provisioner (a drain ends it).
+        A refill that was recording its cluster commits it before a later drain
+        reads (both hold the create locks); one already starting goes on in the
+        provisioner, and a drain ends it.
         """
         self._stop.set()
         self._wake.set()
-        with self._service.creating():
-            pass  # a refill that is recording its cluster has committed it now
 
     def drain(self, *, why: str = "manager shutting down", every_owner: bool = False) -> list[str]:
         """Stop refilling and tear down fresh pooled clusters (this replica's); wait for it.
@@ -110,6 +112,10 @@ class PoolKeeper:
             if started is None:
                 self._wake.wait(_POLL_SECONDS)
                 self._wake.clear()
+            elif self._service.get(started).state == ClusterState.FAILED:
+                # e.g. a shape the backend can never give: do not spin on it
+                log.warning("pool cluster %s failed; next refill in %gs", started, _BACKOFF)
+                self._stop.wait(_BACKOFF)
 
     def fill_once(self) -> str | None:
         """Start (and wait for) one pooled cluster where a pool is short.

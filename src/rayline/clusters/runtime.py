@@ -100,7 +100,10 @@ class ManagerRuntime:
 
     def stop(self) -> None:
         """Drain this replica's pools; other running clusters stay up, re-adopted later."""
-        self.pools.drain()  # spares nobody asked for must not outlive the manager
+        try:
+            self.pools.drain()  # spares nobody asked for must not outlive the manager
+        except Exception:  # e.g. ZooKeeper gone: the rest of the shutdown must still run
+            log.exception("draining the warm pools failed; the next leader reconciles them")
         self.lifecycle.stop()
         # Finish the Ray starts in flight (their handles get
         # stored) while our member node still says we own those clusters; then leave,
