@@ -57,8 +57,12 @@ def log_bundle_model(directory: Path, bundle: ModelBundle, *, run_id: str) -> Mo
         import sklearn
 
         estimator = pickle.loads(model_path.read_bytes())  # checksummed by the job that wrote it
+        # cloudpickle, as Rayline's own model.pkl: skops refuses estimators holding numpy types.
         info = mlflow.sklearn.log_model(
-            estimator, pip_requirements=[f"scikit-learn=={sklearn.__version__}"], **common
+            estimator,
+            serialization_format="cloudpickle",
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            **common,
         )
         return cast("ModelInfo", info)
     info = mlflow.pyfunc.log_model(

@@ -106,6 +106,8 @@ class MlflowTracker:
         mlflow.set_registry_uri(uri)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment_id = ensure_experiment(client, settings)
+        # Logged models go to the process-wide experiment, not the run's: point it there.
+        mlflow.set_experiment(experiment_id=experiment_id)
         ensure_registered_model(client, settings, model_name)
         try:
             run = client.create_run(experiment_id, run_name=run_name, tags=tags)
