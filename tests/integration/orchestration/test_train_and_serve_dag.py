@@ -60,3 +60,28 @@ def test_failing_training_fails_the_run_and_leaves_no_cluster(manager: ManagerPr
                 assert [s.status for s in teardown] == [WorkflowStatus.SUCCESS], name
     finally:
         engine.dispose()
+
+
+def test_a_wrong_target_fails_before_any_cluster_is_requested(manager: ManagerProcess) -> None:
+    from rayline.orchestration.dags.rayline_train_and_serve import dag
+
+    before = {c.id for c in manager.client().list_clusters().data}
+    run = run_dag(dag, run_conf={"training": {**DEFAULT_TRAINING, "target": "species"}})
+
+    assert run.state == "failed"
+    assert {c.id for c in manager.client().list_clusters().data} == before
+    engine = create_engine_for(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            record = session.scalars(
+                select(WorkflowRun).where(WorkflowRun.external_run_id == run.run_id)
+            ).one()
+            query = select(WorkflowStep).where(WorkflowStep.run_id == record.id)
+            steps = {s.name: s for s in session.scalars(query)}
+            assert record.status == WorkflowStatus.FAILED
+            check = steps["check_training_input"]
+            assert check.status == WorkflowStatus.FAILED
+            assert "'species'" in (check.error or "")
+            assert "train" not in steps or steps["train"].status != WorkflowStatus.SUCCESS
+    finally:
+        engine.dispose()

@@ -1,7 +1,8 @@
 """Train a model on a Ray cluster, then serve it on another: Rayline's main workflow.
 
 ```
-create_training_cluster (setup) -> request_serving_cluster (setup) -> train
+check_training_input -> create_training_cluster (setup)
+    -> request_serving_cluster (setup) -> train
     -> delete_training_cluster (teardown)
 train -> create_serving_cluster (setup) -> deploy -> verify_endpoint
     -> delete_serving_cluster_unless_served (teardown) -> record_run
@@ -14,6 +15,8 @@ train -> create_serving_cluster (setup) -> deploy -> verify_endpoint
   price of holding both clusters while training runs. The house plan's original
   order (serving cluster requested after the training cluster is gone) costs a
   whole provisioning; a failed training run deletes the early cluster too.
+- A spec or dataset that fails the checks needing no cluster (a wrong target, say)
+  fails ``check_training_input``, before any cluster is requested.
 - The training cluster is deleted by its teardown whether training succeeded or not.
 - The serving cluster stays up when the endpoint answered (the model stays served
   until `rayline down`); when the deploy or the check failed, its teardown deletes
@@ -36,7 +39,7 @@ from typing import Any
 
 import httpx
 from airflow.sdk import DAG, get_current_context, task
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from rayline.orchestration import recording
 from rayline.orchestration.operators.clusters import (
@@ -91,6 +94,18 @@ def _deploy_env() -> dict[str, str]:
     from rayline.serving.submit import deploy_env_vars
 
     return deploy_env_vars(get_settings())
+
+
+@task(retries=0)
+def check_training_input() -> None:
+    """Refuse a bad spec or dataset before any cluster is requested; no retry helps."""
+    from rayline.training.errors import DatasetError, InvalidSpecError
+    from rayline.training.prechecks import check_training_input as check
+
+    try:
+        check(get_current_context()["params"]["training"])
+    except (InvalidSpecError, DatasetError) as err:
+        raise AirflowFailException(f"{type(err).__name__}: {err}") from None
 
 
 @task(retries=4, retry_delay=timedelta(seconds=3), retry_exponential_backoff=True)
@@ -190,7 +205,7 @@ with DAG(
 
     # The request goes out right before training (in this order under dag.test() too,
     # which runs one task at a time), after the training cluster took its start slot.
-    create_training >> request_serving >> train
+    check_training_input() >> create_training >> request_serving >> train
     train >> delete_training.as_teardown(setups=create_training)
     # Serve only a model that trained.
     train >> create_serving >> deploy >> verified

@@ -27,6 +27,7 @@ def _task(task_id: str) -> BaseOperator:
 def test_dag_has_the_workflow_tasks() -> None:
     assert dag.dag_id == "rayline_train_and_serve"
     assert set(dag.task_ids) == {
+        "check_training_input",
         "create_training_cluster",
         "train",
         "delete_training_cluster",
@@ -43,7 +44,9 @@ def test_dag_has_the_workflow_tasks() -> None:
 @pytest.mark.parametrize(
     ("task_id", "upstream"),
     [
-        ("create_training_cluster", set()),
+        ("check_training_input", set()),
+        # Checks that need no cluster come before one is requested.
+        ("create_training_cluster", {"check_training_input"}),
         # The serving cluster is requested before training starts (dag.test() runs
         # one task at a time), so it provisions while the model trains.
         ("request_serving_cluster", {"create_training_cluster"}),
@@ -218,3 +221,19 @@ def test_param_schemas_name_the_same_fields_as_the_specs_they_mirror() -> None:
     assert fields("training_cluster") == fields("serving_cluster")
     serving_spec = dag.params.get_param("serving").schema["properties"]["spec"]["properties"]
     assert set(serving_spec) == set(ServingSpec.model_fields)
+
+
+def test_a_wrong_target_fails_the_check_before_any_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    training = {**DEFAULT_TRAINING, "target": "species"}
+    monkeypatch.setattr(module, "get_current_context", lambda: {"params": {"training": training}})
+    check = _task("check_training_input").python_callable  # type: ignore[attr-defined]
+    with pytest.raises(AirflowFailException, match="MissingTargetError: target column 'species'"):
+        check()
+    monkeypatch.setattr(
+        module, "get_current_context", lambda: {"params": {"training": DEFAULT_TRAINING}}
+    )
+    check()
