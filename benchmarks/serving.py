@@ -380,8 +380,9 @@ def deploy_and_time(
 ) -> tuple[dict[str, Any], float]:
     """Run the deploy job; time from submit to the first answer of the new endpoint."""
     from rayline.clusters.errors import ClusterManagerError
-    from rayline.serving.submit import submit_deploy_job
-    from rayline.training.submit import follow
+    from rayline.jobs.client import JobClient
+    from rayline.jobs.requests import DeployRequest
+    from rayline.jobs.results import DeployResult
 
     def endpoints() -> set[str]:
         try:
@@ -391,11 +392,11 @@ def deploy_and_time(
 
     before = endpoints()
     started = time.monotonic()
-    job_id = submit_deploy_job(
-        cluster.job_api_url,
-        ["--model", MODEL, "--cluster-id", cluster.id, "--label", BENCH_LABEL, *extra],
-        settings=settings,
+    jobs = JobClient(cluster.job_api_url, ray_address=cluster.head_address)
+    request = DeployRequest.from_argv(
+        ["--model", MODEL, "--cluster-id", cluster.id, "--label", BENCH_LABEL, *extra]
     )
+    job_id = jobs.submit(request, settings=settings)
     first_answer = float("nan")
     with httpx.Client(timeout=10) as http:
         while time.monotonic() - started < 600:
@@ -413,10 +414,10 @@ def deploy_and_time(
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-    outcome = follow(cluster.job_api_url, job_id, timeout=600)
+    outcome = jobs.follow(job_id, DeployResult, timeout=600)
     if outcome.result is None:
         raise RuntimeError(f"the deploy job failed: {outcome.describe_failure()}")
-    return outcome.result, first_answer
+    return outcome.result.model_dump(mode="json"), first_answer
 
 
 # ------------------------------------------------------------------ main
@@ -495,9 +496,11 @@ def main(
                     + ", ".join(f"{k} {v[-1].rps:.0f} req/s" for k, v in results.items())
                 )
 
-            from rayline.serving.submit import run_deploy_job
+            from rayline.jobs.requests import DeployRequest
+            from rayline.jobs.serving import run_deploy
 
-            run_deploy_job(client, ["--delete", MODEL], cluster_id=cluster.id, settings=settings)
+            request = DeployRequest(action="delete", model=MODEL, cluster_id=cluster.id)
+            run_deploy(client, request, settings=settings)
             engine.dispose()
         report(results, cold=cold, warm=warm, deploy_cold=deploy_cold, deploy_warm=deploy_warm)
         console.print(base)

@@ -3,7 +3,7 @@
 One run, three measurements on the same generated Parquet file:
 
 (a) in process: ``pandas.read_parquet`` + ``xgboost.train`` with ``nthread=2``;
-(b) our job, 1 worker x 2 CPUs, the lean path: ``submit_training`` on a READY
+(b) our job, 1 worker x 2 CPUs, the lean path: ``JobClient.submit`` on a READY
     cluster until the job has read the data with pyarrow and trained with
     ``xgboost.train`` in its own driver process (no Ray Data, no Ray Train),
     evaluated, published the version and registered it;
@@ -53,9 +53,13 @@ from rich.table import Table
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
 from rayline.config import Settings
+from rayline.jobs.client import JobClient
+from rayline.jobs.output import AnyResult
+from rayline.jobs.requests import TrainRequest
+from rayline.jobs.results import TrainResult
 from rayline.training.frameworks import LoopConfig
 from rayline.training.frameworks.xgboost_trainer import booster_params
-from rayline.training.submit import follow, submit_training
+from rayline.training.spec import load_spec
 
 IRIS = "iris job, sklearn random forest, 150 rows"
 FLOOR_SCRIPT = Path(__file__).with_name("ray_train_floor.py")
@@ -172,8 +176,9 @@ def timed_job(
     """Seconds from submitting ``spec`` to the job's end (version registered), and its phases."""
     assert ready.job_api_url is not None
     started = time.monotonic()
-    submission = submit_training(ready.job_api_url, spec, settings=settings)
-    outcome = follow(ready.job_api_url, submission, timeout=1800)
+    jobs = JobClient(ready.job_api_url, ray_address=ready.head_address)
+    submission = jobs.submit(TrainRequest(spec=load_spec(spec)), settings=settings)
+    outcome = jobs.follow(submission, TrainResult, timeout=1800)
     elapsed = time.monotonic() - started
     if not outcome.succeeded:
         raise RuntimeError(f"benchmark job failed: {outcome.describe_failure()}")
@@ -195,7 +200,7 @@ def floor_job(
     ])  # fmt: skip
     started = time.monotonic()
     submission = JobSubmissionClient(ready.job_api_url).submit_job(entrypoint=entrypoint)
-    outcome = follow(ready.job_api_url, submission, timeout=1800)
+    outcome = JobClient(ready.job_api_url).follow(submission, AnyResult, timeout=1800)
     elapsed = time.monotonic() - started
     if outcome.status != "SUCCEEDED":
         raise RuntimeError(f"floor job {outcome.status}: {outcome.logs[-2000:]}")

@@ -21,12 +21,21 @@ from rich.console import Console
 from rich.markup import escape
 
 from rayline.clusters.errors import ClusterManagerError
+from rayline.jobs.client import JobApiError
+from rayline.jobs.requests import DeployRequest
 from rayline.metadata import MetadataError
 from rayline.serving.errors import ServingError
-from rayline.serving.spec import ServingSpec
+from rayline.serving.spec import ServingSpec, parse_model_ref
 from rayline.storage import StorageError
 
-__all__ = ["deploy_command", "failures", "print_deployment", "run_action", "spec_from_options"]
+__all__ = [
+    "deploy_command",
+    "failures",
+    "parse_labels",
+    "print_deployment",
+    "run_action",
+    "spec_from_options",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -56,9 +65,21 @@ def failures() -> Iterator[None]:
         StorageError,
         ValidationError,
         LookupError,
+        JobApiError,
     ) as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` options as a dict."""
+    labels = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--label {item!r} is not KEY=VALUE")
+        labels[key] = value
+    return labels
 
 
 def spec_from_options(spec_file: Path | None, **options: Any) -> ServingSpec:
@@ -73,59 +94,55 @@ def spec_from_options(spec_file: Path | None, **options: Any) -> ServingSpec:
     return ServingSpec.model_validate(data)
 
 
-def run_action(
-    args: list[str], *, cluster_id: str | None, local: bool, mode: str | None = None
-) -> dict[str, Any]:
-    """Run ``rayline.jobs.deploy ARGS`` as a Ray job (or here with ``local``).
+def run_action(request: DeployRequest, *, local: bool) -> dict[str, Any]:
+    """Run the deploy job of ``request`` on a serving cluster (or here with ``local``).
 
     Returns:
-        The job's result document.
+        The job's result (a `DeployResult` or `DeleteResult`) as a dict.
 
     Raises:
         typer.Exit: The job failed; its error was printed.
     """
-    full = [*args, *(["--mode", mode] if mode else [])]
     if local:
-        return _run_here(full, cluster_id)
+        return _run_here(request)
     from rayline.clusters.client import ClusterManagerClient
-    from rayline.serving.submit import run_deploy_job
+    from rayline.jobs.serving import run_deploy
 
     with ClusterManagerClient() as manager:
-        outcome = run_deploy_job(
+        outcome = run_deploy(
             manager,
-            full,
-            cluster_id=cluster_id,
+            request,
             on_output=lambda text: err_console.print(text, end="", markup=False, highlight=False),
         )
     if outcome.result is None:
-        error = outcome.job.error or {}
-        message = error.get("message") or outcome.job.describe_failure()
-        err_console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True)
+        job = outcome.job
+        message = job.error.message if job.error is not None else job.describe_failure()
+        err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
         raise typer.Exit(1)
-    return outcome.result
+    return dict(outcome.result.model_dump(mode="json"))
 
 
-def _run_here(args: list[str], cluster_id: str | None) -> dict[str, Any]:
+def _run_here(request: DeployRequest) -> dict[str, Any]:
     import contextlib
     import io
 
+    from rayline.jobs.client import result_type_of
     from rayline.jobs.deploy import main as job_main
-    from rayline.training.outcome import ERROR_MARKER, RESULT_MARKER, find_marker
+    from rayline.jobs.output import ERROR_MARKER, RESULT_MARKER, read_output
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        status = job_main([*args, *(["--cluster-id", cluster_id] if cluster_id else [])])
+        status = job_main(request.to_argv())
     output = buffer.getvalue()
     for line in output.splitlines():
-        if not line.startswith((RESULT_MARKER, ERROR_MARKER)):
+        if RESULT_MARKER not in line and ERROR_MARKER not in line:
             err_console.print(line, markup=False, highlight=False)
-    result = find_marker(output, RESULT_MARKER)
-    if status != 0 or result is None:
-        error = find_marker(output, ERROR_MARKER) or {}
-        message = error.get("message", f"the deploy ended with status {status}")
-        err_console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True)
+    read = read_output(output, result_type_of(request))
+    if status != 0 or read.result is None:
+        message = read.error.message if read.error else f"the deploy ended with status {status}"
+        err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
         raise typer.Exit(1)
-    return result
+    return dict(read.result.model_dump(mode="json"))
 
 
 def print_deployment(result: dict[str, Any], *, as_json: bool) -> None:
@@ -182,10 +199,16 @@ def deploy_command(
             max_replicas=max_replicas,
             max_batch_size=max_batch_size,
         )
-        args = ["--model", model, "--spec", serving.model_dump_json()]
-        if port is not None:
-            args += ["--port", str(port)]
-        for item in label or []:
-            args += ["--label", item]
-        result = run_action(args, cluster_id=cluster_id, local=local, mode=mode)
+        ref = parse_model_ref(model)
+        request = DeployRequest(
+            model=ref.name,
+            version=ref.version,
+            alias=ref.alias,
+            port=port,
+            cluster_id=cluster_id,
+            mode=mode,  # type: ignore[arg-type]  # checked above
+            spec=serving,
+            labels=parse_labels(label or []),
+        )
+        result = run_action(request, local=local)
     print_deployment(result, as_json=json_output)

@@ -22,6 +22,7 @@ from rayline.cli.deploy import (
     print_deployment,
     run_action,
 )
+from rayline.jobs.requests import DeployRequest
 from rayline.metadata import Deployment, DeploymentStatus
 
 __all__ = ["app"]
@@ -149,9 +150,9 @@ def rollback(
     json_output: JsonOption = False,
 ) -> None:
     """Serve the version that was live before the current one, without downtime."""
-    args = ["--rollback", model, *(["--port", str(port)] if port else [])]
+    request = DeployRequest(action="rollback", model=model, port=port, cluster_id=cluster_id)
     with failures():
-        result = run_action(args, cluster_id=cluster_id, local=local)
+        result = run_action(request, local=local)
     print_deployment(result, as_json=json_output)
 
 
@@ -163,7 +164,8 @@ def delete(
 ) -> None:
     """Withdraw the endpoint, drain in-flight requests and stop the server."""
     with failures():
-        result = run_action(["--delete", target], cluster_id=cluster_id, local=local)
+        request = DeployRequest(action="delete", model=target, cluster_id=cluster_id)
+        result = run_action(request, local=local)
     deleted = result.get("deleted") or []
     if not deleted:
         console.print(f"nothing of {escape(target)} was running")

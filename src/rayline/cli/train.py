@@ -20,10 +20,12 @@ from rich.table import Table
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.errors import ClusterManagerError
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
-from rayline.training.errors import InvalidSpecError, TrainingJobError
+from rayline.jobs.client import JobApiError, JobClient, JobOutcome
+from rayline.jobs.requests import TrainRequest
+from rayline.jobs.results import TrainResult
+from rayline.training.errors import InvalidSpecError
 from rayline.training.resources import cluster_name_for
 from rayline.training.spec import TrainingSpec, load_spec
-from rayline.training.submit import JobOutcome, follow, stop_training, submit_training
 
 __all__ = ["cluster_request_for", "train"]
 
@@ -84,12 +86,12 @@ def train(
                 ttl=ttl,
                 workflow_run_id=workflow_run_id,
             )
-    except (ClusterManagerError, TrainingJobError) as err:
+    except (ClusterManagerError, JobApiError) as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(1) from None
     if not outcome.succeeded:
         err_console.print(f"[red]training failed:[/] {escape(outcome.describe_failure())}")
-        bad_input = outcome.error is not None and outcome.error.get("error") in _BAD_INPUT
+        bad_input = outcome.error is not None and outcome.error.error in _BAD_INPUT
         raise typer.Exit(2 if bad_input else 1)
     _print_result(outcome)
 
@@ -114,7 +116,7 @@ def _train_on_cluster(
     ready_timeout: float,
     ttl: int,
     workflow_run_id: int | None,
-) -> JobOutcome:
+) -> JobOutcome[TrainResult]:
     if cluster_id is not None:
         return _run_job(client.get_cluster(cluster_id), spec, workflow_run_id)
     created = client.create_cluster(cluster_request_for(spec, ttl_seconds=ttl))
@@ -129,18 +131,21 @@ def _train_on_cluster(
         err_console.print(f"deleted cluster [bold]{created.id}[/]")
 
 
-def _run_job(cluster: ClusterPublic, spec: TrainingSpec, workflow_run_id: int | None) -> JobOutcome:
+def _run_job(
+    cluster: ClusterPublic, spec: TrainingSpec, workflow_run_id: int | None
+) -> JobOutcome[TrainResult]:
     if cluster.job_api_url is None:
-        raise TrainingJobError(
+        raise JobApiError(
             f"cluster {cluster.id} is {cluster.state.value} and has no job API yet; "
             f"wait for it: `rayline clusters wait {cluster.id}`"
         )
-    job_id = submit_training(cluster.job_api_url, spec, workflow_run_id=workflow_run_id)
+    jobs = JobClient(cluster.job_api_url, ray_address=cluster.head_address)
+    job_id = jobs.submit(TrainRequest(spec=spec, workflow_run_id=workflow_run_id))
     err_console.print(f"submitted job [bold]{job_id}[/] to cluster {cluster.id}")
     try:
-        return follow(cluster.job_api_url, job_id, on_output=_echo)
+        return jobs.follow(job_id, TrainResult, on_output=_echo)
     except KeyboardInterrupt:
-        stop_training(cluster.job_api_url, job_id)
+        jobs.stop(job_id)
         err_console.print(f"interrupted: stopped job {job_id}")
         raise typer.Exit(130) from None
 
@@ -151,16 +156,15 @@ def _echo(chunk: str) -> None:
     console.file.flush()
 
 
-def _print_result(outcome: JobOutcome) -> None:
-    result = outcome.result or {}
+def _print_result(outcome: JobOutcome[TrainResult]) -> None:
+    result = outcome.result
+    assert result is not None  # a succeeded outcome has its result
     console.print(
-        f"\nregistered [bold]{escape(str(result.get('name')))}[/] version "
-        f"[bold green]{result.get('version')}[/] ({escape(str(result.get('artifact_uri')))})"
+        f"\nregistered [bold]{escape(result.name)}[/] version "
+        f"[bold green]{result.version}[/] ({escape(result.artifact_uri)})"
     )
     table = Table("METRIC", "VALUE", title="metrics", title_justify="left")
-    for key, value in sorted((result.get("metrics") or {}).items()):
-        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    for key, value in sorted(result.metrics.items()):
+        table.add_row(key, f"{value:.6g}")
     console.print(table)
-    console.print(
-        f"\nNext: rayline models show {escape(str(result.get('name')))}:{result.get('version')}"
-    )
+    console.print(f"\nNext: rayline models show {escape(result.name)}:{result.version}")

@@ -2,22 +2,26 @@
 
     python -m rayline.jobs.train --spec SPEC [--run-name NAME] [--workflow-run-id N]
 
-``SPEC`` is a YAML/JSON file path or inline JSON. Settings (artifact store, S3
-endpoint and keys, metadata store) come from ``RAYLINE_*`` variables, which
-:func:`rayline.training.submit.submit_training` puts in the job's runtime env.
-The job ends with a ``RAYLINE_RESULT`` or ``RAYLINE_ERROR`` line (see
-:mod:`rayline.training.outcome`) and exits 0 (trained and registered), 2 (bad
-input: nothing was trained) or 1 (training or storage failed).
+``SPEC`` is a YAML/JSON file path or inline JSON; the arguments are a
+:class:`rayline.jobs.requests.TrainRequest`. Settings (artifact store, S3
+endpoint and keys, metadata store) come from ``RAYLINE_*`` variables that
+:func:`rayline.jobs.env.job_env` puts in the job's runtime env. The job ends
+with a ``RAYLINE_RESULT`` line (a :class:`rayline.jobs.results.TrainResult`) or
+a ``RAYLINE_ERROR`` line (see :mod:`rayline.jobs.output`) and exits 0 (trained
+and registered), 2 (bad input: nothing was trained) or 1 (training or storage
+failed).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import secrets
 import sys
 from datetime import UTC, datetime
 
+from rayline.jobs.output import error_line, result_line
+from rayline.jobs.requests import TrainRequest
+from rayline.jobs.results import TrainResult
 from rayline.metadata import MetadataError
 from rayline.storage import StorageError
 from rayline.training.errors import (
@@ -26,22 +30,12 @@ from rayline.training.errors import (
     InvalidSpecError,
     TrainingError,
 )
-from rayline.training.outcome import error_line, result_line
-from rayline.training.spec import load_spec
 
 __all__ = ["main"]
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 _BAD_INPUT = (InvalidSpecError, DatasetError, InsufficientResourcesError)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rayline.jobs.train", description=__doc__)
-    parser.add_argument("--spec", required=True, help="spec file (YAML/JSON) or inline JSON")
-    parser.add_argument("--run-name", help="Ray Train run name; the same name resumes that run")
-    parser.add_argument("--workflow-run-id", type=int, help="workflow run id, for lineage")
-    return parser
 
 
 def _quiet_ray() -> None:
@@ -59,13 +53,13 @@ def _quiet_ray() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the job; return its exit status."""
-    args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        spec = load_spec(args.spec)
-        run_name = args.run_name or f"{spec.name}-{_stamp()}"
+        request = TrainRequest.from_argv(sys.argv[1:] if argv is None else argv)
+        spec = request.spec
+        run_name = request.run_name or f"{spec.name}-{_stamp()}"
         print(
             f"[rayline] training {spec.name} ({spec.framework}, {spec.task}) on {spec.dataset} "
             f"with {spec.workers} worker(s); run {run_name}",
@@ -78,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             spec,
             settings=get_settings(),
             run_name=run_name,
-            workflow_run_id=args.workflow_run_id,
+            workflow_run_id=request.workflow_run_id,
             connect=_quiet_ray,
         )
     except _BAD_INPUT as err:
@@ -91,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         f"[rayline] registered {outcome.name} version {outcome.version} ({outcome.artifact_uri})",
         flush=True,
     )
-    print(result_line(outcome.to_dict()), flush=True)
+    print(result_line(TrainResult.model_validate(outcome.to_dict())), flush=True)
     return 0
 
 

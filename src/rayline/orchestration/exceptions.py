@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-__all__ = ["RayJobApiError", "RayJobFailedError", "RayJobNotFoundError", "RayJobRefusedError"]
+__all__ = [
+    "InvalidJobRequestError",
+    "RayJobApiError",
+    "RayJobFailedError",
+    "RayJobNotFoundError",
+    "RayJobRefusedError",
+]
+
+
+class InvalidJobRequestError(AirflowFailException):
+    """A job's request (training spec, model, port...) is invalid: the task fails without retrying.
+
+    Nothing was submitted; fix the DAG run's params and trigger it again.
+    """
 
 
 class RayJobApiError(AirflowException):

@@ -34,7 +34,8 @@ DEFAULT_TRAINING: dict[str, Any] = {
 DEFAULT_SERVING: dict[str, Any] = {
     "port": None,
     "spec": {},
-    "deploy_args": [],
+    "mode": None,
+    "labels": {},
     "sample_request": {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]},
 }
 
@@ -124,7 +125,8 @@ _SERVING_SCHEMA: dict[str, Any] = {
     "properties": {
         "port": {"type": ["integer", "null"], "minimum": 1024, "maximum": 65535},
         "spec": _SERVING_SPEC_SCHEMA,
-        "deploy_args": {"type": "array", "items": {"type": "string"}},
+        "mode": {"enum": ["docker", "ray", None]},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "sample_request": {"type": "object", "required": ["instances"]},
     },
 }
@@ -150,8 +152,8 @@ def dag_params() -> dict[str, Param]:
         ),
         "serving": Param(
             copy.deepcopy(DEFAULT_SERVING),
-            description="Port, serving spec (replicas, batching), deploy-job arguments, a "
-            "sample request for the endpoint check.",
+            description="Port, serving spec (replicas, batching), mode, labels, a sample "
+            "request for the endpoint check.",
             schema=_SERVING_SCHEMA,
         ),
         "serving_cluster": Param(

@@ -9,16 +9,19 @@ The pieces, each in its own module:
 - :mod:`~rayline.serving.runtimes`: Docker and Ray Serve, behind one interface;
 - :mod:`~rayline.serving.deployer`: deploy, update without downtime, roll back, delete;
 - :mod:`~rayline.serving.health`: mark deployments whose server died FAILED;
-- :mod:`~rayline.serving.submit`: run the deploy job on a serving cluster;
 - :mod:`~rayline.serving.client`: predictions through service discovery.
 
 This package module imports nothing heavy: model containers import parts of
 it without the metadata store's dependencies (SQLAlchemy is not in the image).
 
+The deploy job runs on a serving cluster through `rayline.jobs.serving.run_deploy`.
+
 Example:
-    >>> from rayline.serving.submit import run_deploy_job  # doctest: +SKIP
-    >>> outcome = run_deploy_job(manager, ["--model", "iris@champion"])  # doctest: +SKIP
-    >>> outcome.result["url"]  # doctest: +SKIP
+    >>> from rayline.jobs.requests import DeployRequest
+    >>> from rayline.jobs.serving import run_deploy  # doctest: +SKIP
+    >>> request = DeployRequest(model="iris", alias="champion")
+    >>> outcome = run_deploy(manager, request)  # doctest: +SKIP
+    >>> outcome.result.url  # doctest: +SKIP
     'http://127.0.0.1:24318'
 """
 

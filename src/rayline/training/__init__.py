@@ -1,11 +1,10 @@
 """Training on Ray clusters: specs, datasets, Ray Train trainers, model artifacts.
 
+Jobs that train on a cluster are submitted with `rayline.jobs.client.JobClient`.
+
 Example:
-    >>> from rayline.training import load_spec, submit_training, follow
+    >>> from rayline.training import load_spec
     >>> spec = load_spec("iris.yaml")  # doctest: +SKIP
-    >>> job = submit_training(cluster.job_api_url, spec)  # doctest: +SKIP
-    >>> follow(cluster.job_api_url, job, on_output=print).result["version"]  # doctest: +SKIP
-    3
 """
 
 from rayline.training.artifacts import Predictor, load_model, load_registered_model
@@ -25,7 +24,6 @@ from rayline.training.errors import (
     TrainingJobError,
 )
 from rayline.training.spec import SPEC_VERSION, TrainingSpec, load_spec
-from rayline.training.submit import JobOutcome, follow, stop_training, submit_training
 
 __all__ = [
     "SPEC_VERSION",
@@ -36,7 +34,6 @@ __all__ = [
     "InsufficientResourcesError",
     "InvalidInputError",
     "InvalidSpecError",
-    "JobOutcome",
     "MissingTargetError",
     "ModelLoadError",
     "NonNumericFeaturesError",
@@ -45,10 +42,7 @@ __all__ = [
     "TrainingFailedError",
     "TrainingJobError",
     "TrainingSpec",
-    "follow",
     "load_model",
     "load_registered_model",
     "load_spec",
-    "stop_training",
-    "submit_training",
 ]

@@ -30,10 +30,11 @@ from sqlalchemy import URL, Engine
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
 from rayline.config import Settings
+from rayline.jobs.requests import DeployRequest
+from rayline.jobs.serving import run_deploy
 from rayline.metadata import create_engine_for
 from rayline.metadata.enums import WorkflowStatus
 from rayline.metadata.workflows import finish_run, finish_step, start_run, start_step
-from rayline.serving.submit import run_deploy_job
 from rayline.storage import open_store
 from tests.integration.manager import ManagerProcess, cleanup_clusters, free_port
 from tests.integration.serving.conftest import module_bucket, module_pg_url
@@ -223,16 +224,15 @@ def monitoring_env(
         model = f"mon{secrets.token_hex(3)}"
         store = open_store(artifact_uri, settings)
         publish_iris(store, engine, tmp_path_factory.mktemp("mon-model"), name=model)
-        outcome = run_deploy_job(
+        outcome = run_deploy(
             client,
-            ["--model", model, "--mode", "ray"],
-            cluster_id=serving.id,
+            DeployRequest(model=model, mode="ray", cluster_id=serving.id),
             settings=settings,
             on_output=lambda chunk: print(chunk, end=""),
             timeout=600,
         )
         assert outcome.result is not None, outcome.job.describe_failure()
-        load = Load(url=str(outcome.result["url"]), model=model)
+        load = Load(url=str(outcome.result.url), model=model)
         thread = threading.Thread(target=load.run, name="load", daemon=True)
         thread.start()
         _record_workflow(engine)
@@ -246,7 +246,7 @@ def monitoring_env(
             training=training,
             serving=serving,
             model=model,
-            deployment=outcome.result,
+            deployment=outcome.result.model_dump(mode="json"),
             script_env=script_env,
         )
     finally:

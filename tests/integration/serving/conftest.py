@@ -28,11 +28,12 @@ from sqlalchemy import URL, Engine, create_engine, make_url, text
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
 from rayline.config import Settings
+from rayline.jobs.requests import DeployRequest
+from rayline.jobs.serving import DeployOutcome, run_deploy
 from rayline.metadata import Deployment, ModelVersion, create_engine_for
 from rayline.serving import records
 from rayline.serving.docker_engine import LABEL_PREFIX, docker_client
 from rayline.serving.images import build_base_image
-from rayline.serving.submit import DeployOutcome, run_deploy_job
 from rayline.storage import ArtifactStore, VersionRef, open_store
 from rayline.storage.s3_store import make_s3_client
 from tests.integration.conftest import required_env
@@ -98,14 +99,13 @@ class ServingEnv:
         )
 
     def deploy_job(self, *args: str, mode: str | None = None) -> DeployOutcome:
-        """Run ``python -m rayline.jobs.deploy ARGS`` on the serving cluster, to the end."""
-        extra = ["--label", f"{TEST_LABEL}={self.label}"]
+        """Run the deploy job of ``ARGS`` (its entrypoint's arguments) on the serving cluster."""
+        extra = ["--label", f"{TEST_LABEL}={self.label}", "--cluster-id", self.cluster.id]
         if mode is not None:
             extra += ["--mode", mode]
-        return run_deploy_job(
+        return run_deploy(
             self.client,
-            [*args, *extra],
-            cluster_id=self.cluster.id,
+            DeployRequest.from_argv([*args, *extra]),
             settings=self.settings,
             on_output=lambda chunk: print(chunk, end=""),
             timeout=900,
@@ -115,7 +115,7 @@ class ServingEnv:
         """As :meth:`deploy_job`, and require success; returns the job's result."""
         outcome = self.deploy_job(*args, mode=mode)
         assert outcome.result is not None, outcome.job.describe_failure()
-        return outcome.result
+        return dict(outcome.result.model_dump(mode="json"))
 
     def deployment(self, deployment_id: str) -> Deployment:
         """The deployment row."""

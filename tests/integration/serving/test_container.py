@@ -209,8 +209,8 @@ def test_checksum_failure_refuses_and_starts_nothing(serving_env: ServingEnv) ->
 
     outcome = serving_env.deploy_job("--model", name)
     assert outcome.result is None and outcome.job.error is not None
-    assert "integrity check" in outcome.job.error["message"]
-    assert "refusing to deploy" in outcome.job.error["message"]
+    assert "integrity check" in outcome.job.error.message
+    assert "refusing to deploy" in outcome.job.error.message
     [deployment] = _deployments_of(serving_env, name)
     assert deployment.status == DeploymentStatus.FAILED and "integrity" in (deployment.error or "")
     assert deployment.container_id is None
@@ -229,8 +229,8 @@ def test_port_in_use_is_a_clear_error(serving_env: ServingEnv) -> None:
         port = taken.getsockname()[1]
         outcome = serving_env.deploy_job("--model", name, "--port", str(port))
     assert outcome.result is None and outcome.job.error is not None
-    assert outcome.job.error["error"] == "PortInUseError"
-    assert f"port {port} on 127.0.0.1 is already in use" in outcome.job.error["message"]
+    assert outcome.job.error.error == "PortInUseError"
+    assert f"port {port} on 127.0.0.1 is already in use" in outcome.job.error.message
     assert serving_env.containers(model=name) == []
 
 

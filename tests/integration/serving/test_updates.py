@@ -144,7 +144,7 @@ def test_a_failing_new_version_leaves_the_old_one_serving(
     outcome = serving_env.deploy_job("--model", f"{name}:3")
     _settle(seen, seconds=1)
     assert outcome.result is None and outcome.job.error is not None
-    assert outcome.job.error["error"] == "DeploymentFailedError"
+    assert outcome.job.error.error == "DeploymentFailedError"
     assert seen.failures == [], seen.failures[:5]
     assert set(seen.versions) == {1}
     assert serving_env.deployment(good["deployment_id"]).status == DeploymentStatus.LIVE

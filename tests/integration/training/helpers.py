@@ -7,18 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from ray.job_submission import JobSubmissionClient
 
 from rayline.config import Settings
+from rayline.jobs.client import JobClient, JobOutcome
+from rayline.jobs.env import job_env
+from rayline.jobs.requests import TRAIN_MODULE, TrainRequest, entrypoint
+from rayline.jobs.results import TrainResult
 from rayline.metadata import ModelNotFoundError, ModelRegistry
 from rayline.storage import open_store
-from rayline.training.submit import (
-    JobOutcome,
-    follow,
-    job_env_vars,
-    submit_training,
-    training_entrypoint,
-)
+from rayline.training.spec import load_spec
 from tests.integration.training.conftest import TrainingEnv
 
 JOB_TIMEOUT = 900
@@ -49,34 +46,39 @@ def run_job(
     settings: Settings | None = None,
     on_output: Callable[[str], None] | None = _echo,
     **kwargs: Any,
-) -> JobOutcome:
-    """Submit through `submit_training` and follow to the end (logs echoed for -s)."""
-    job = submit_training(env.job_api_url, spec, settings=settings or env.settings, **kwargs)
-    return follow(env.job_api_url, job, on_output=on_output, timeout=JOB_TIMEOUT)
+) -> JobOutcome[TrainResult]:
+    """Submit through `JobClient` and follow to the end (logs echoed for -s).
+
+    ``kwargs`` are `TrainRequest` fields (``workflow_run_id``, ``run_name``).
+    """
+    client = JobClient(env.job_api_url)
+    request = TrainRequest(spec=load_spec(spec), **kwargs)
+    job = client.submit(request, settings=settings or env.settings)
+    return client.follow(job, TrainResult, on_output=on_output, timeout=JOB_TIMEOUT)
 
 
 def run_raw_job(
     env: TrainingEnv, spec_text: str, *, on_output: Callable[[str], None] | None = _echo
-) -> JobOutcome:
-    """Submit an unchecked spec text, bypassing the client's validation."""
-    jobs = JobSubmissionClient(env.job_api_url)
-    job = jobs.submit_job(
-        entrypoint=training_entrypoint(spec_text),
-        runtime_env={"env_vars": job_env_vars(env.settings)},
+) -> JobOutcome[TrainResult]:
+    """Submit an unchecked spec text, bypassing the request's validation."""
+    client = JobClient(env.job_api_url)
+    job = client.submit_entrypoint(
+        entrypoint=entrypoint(TRAIN_MODULE, ["--spec", spec_text]),
+        runtime_env={"env_vars": job_env(env.settings, "train", ray_address=client.ray_address)},
     )
-    return follow(env.job_api_url, job, on_output=on_output, timeout=JOB_TIMEOUT)
+    return client.follow(job, TrainResult, on_output=on_output, timeout=JOB_TIMEOUT)
 
 
 def assert_failed_without_version(
-    env: TrainingEnv, outcome: JobOutcome, name: str, kind: str, *words: str
+    env: TrainingEnv, outcome: JobOutcome[TrainResult], name: str, kind: str, *words: str
 ) -> None:
     """The job failed with ``kind``, its message names ``words``, nothing was registered."""
     assert outcome.status == "FAILED", outcome.logs[-3000:]
     assert outcome.result is None
     assert outcome.error is not None, outcome.logs[-3000:]
-    assert outcome.error["error"] == kind, outcome.error
+    assert outcome.error.error == kind, outcome.error
     for word in words:
-        assert word in outcome.error["message"], outcome.error
+        assert word in outcome.error.message, outcome.error
     with pytest.raises(ModelNotFoundError):
         ModelRegistry().list_versions(env.engine, name=name)
     assert open_store(settings=env.settings).list_keys(name) == []

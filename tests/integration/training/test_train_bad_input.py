@@ -13,7 +13,8 @@ from functools import partial
 
 import pytest
 
-from rayline.training.submit import JobOutcome
+from rayline.jobs.client import JobOutcome
+from rayline.jobs.results import TrainResult
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import classification_frame, to_csv
 from tests.integration.training.helpers import (
@@ -25,10 +26,12 @@ from tests.integration.training.helpers import (
 
 pytestmark = pytest.mark.integration
 
+Outcomes = dict[str, JobOutcome[TrainResult]]
+
 CONCURRENT_JOBS = 4
 
 
-def _jobs(env: TrainingEnv) -> dict[str, Callable[[], JobOutcome]]:
+def _jobs(env: TrainingEnv) -> dict[str, Callable[[], JobOutcome[TrainResult]]]:
     """Model name -> a call that submits its bad job and follows it to the end."""
     good = env.s3_put("bad/good.csv", to_csv(classification_frame(rows=200)))
     empty = env.s3_put("bad/empty.csv", b"f0,f1,label\n")
@@ -54,7 +57,7 @@ def _jobs(env: TrainingEnv) -> dict[str, Callable[[], JobOutcome]]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(training_env: TrainingEnv) -> dict[str, JobOutcome]:
+def outcomes(training_env: TrainingEnv) -> dict[str, JobOutcome[TrainResult]]:
     """Every bad job, run to its end."""
     jobs = _jobs(training_env)
     with ThreadPoolExecutor(CONCURRENT_JOBS) as pool:
@@ -62,7 +65,7 @@ def outcomes(training_env: TrainingEnv) -> dict[str, JobOutcome]:
         return {name: future.result() for name, future in futures.items()}
 
 
-def test_unknown_framework(training_env: TrainingEnv, outcomes: dict[str, JobOutcome]) -> None:
+def test_unknown_framework(training_env: TrainingEnv, outcomes: Outcomes) -> None:
     assert_failed_without_version(
         training_env,
         outcomes["bad-framework"],
@@ -73,7 +76,7 @@ def test_unknown_framework(training_env: TrainingEnv, outcomes: dict[str, JobOut
     )
 
 
-def test_missing_target_column(training_env: TrainingEnv, outcomes: dict[str, JobOutcome]) -> None:
+def test_missing_target_column(training_env: TrainingEnv, outcomes: Outcomes) -> None:
     assert_failed_without_version(
         training_env,
         outcomes["bad-target"],
@@ -84,14 +87,14 @@ def test_missing_target_column(training_env: TrainingEnv, outcomes: dict[str, Jo
     )
 
 
-def test_empty_dataset(training_env: TrainingEnv, outcomes: dict[str, JobOutcome]) -> None:
+def test_empty_dataset(training_env: TrainingEnv, outcomes: Outcomes) -> None:
     uri = f"s3://{training_env.bucket}/bad/empty.csv"
     assert_failed_without_version(
         training_env, outcomes["bad-empty"], "bad-empty", "EmptyDatasetError", "no rows", uri
     )
 
 
-def test_non_numeric_features(training_env: TrainingEnv, outcomes: dict[str, JobOutcome]) -> None:
+def test_non_numeric_features(training_env: TrainingEnv, outcomes: Outcomes) -> None:
     assert_failed_without_version(
         training_env,
         outcomes["bad-strings"],
@@ -102,18 +105,14 @@ def test_non_numeric_features(training_env: TrainingEnv, outcomes: dict[str, Job
     )
 
 
-def test_dataset_that_does_not_exist(
-    training_env: TrainingEnv, outcomes: dict[str, JobOutcome]
-) -> None:
+def test_dataset_that_does_not_exist(training_env: TrainingEnv, outcomes: Outcomes) -> None:
     uri = f"s3://{training_env.bucket}/bad/nothing-here.csv"
     assert_failed_without_version(
         training_env, outcomes["bad-missing"], "bad-missing", "DatasetNotFoundError", uri
     )
 
 
-def test_unreachable_dataset_storage(
-    training_env: TrainingEnv, outcomes: dict[str, JobOutcome]
-) -> None:
+def test_unreachable_dataset_storage(training_env: TrainingEnv, outcomes: Outcomes) -> None:
     good = f"s3://{training_env.bucket}/bad/good.csv"
     assert_failed_without_version(
         training_env,
@@ -125,9 +124,7 @@ def test_unreachable_dataset_storage(
     )
 
 
-def test_more_workers_than_the_cluster_has(
-    training_env: TrainingEnv, outcomes: dict[str, JobOutcome]
-) -> None:
+def test_more_workers_than_the_cluster_has(training_env: TrainingEnv, outcomes: Outcomes) -> None:
     outcome = outcomes["bad-workers"]
     assert_failed_without_version(
         training_env,

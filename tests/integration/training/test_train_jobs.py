@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from ray.util.state import list_actors
 
+from rayline.jobs.client import JobOutcome
+from rayline.jobs.results import TrainResult
 from rayline.metadata import ModelRegistry, start_run
 from rayline.storage import open_store
 from rayline.training.artifacts import load_registered_model
-from rayline.training.submit import JobOutcome
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import classification_frame, to_csv
 from tests.integration.training.helpers import run_job, spec_for
@@ -49,7 +50,7 @@ class FirstRun:
     data: bytes
     uri: str
     workflow_run_id: int
-    outcome: JobOutcome
+    outcome: JobOutcome[TrainResult]
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +82,12 @@ def test_xgboost_on_two_workers_from_s3_csv(
     env, outcome, uri = training_env, xgb_first_run.outcome, xgb_first_run.uri
     assert outcome.succeeded, outcome.describe_failure()
     result = outcome.result
-    assert result is not None and result["version"] == 1
-    assert result["resumed_from"] == 0
+    assert result is not None and result.version == 1
+    assert result.resumed_from == 0
     assert "xgboost: training 400 rounds on 2 workers" in outcome.logs
-    assert result["metrics"]["validation_accuracy"] > 0.6
+    assert result.metrics["validation_accuracy"] > 0.6
     row = ModelRegistry().get_version(env.engine, name="clf-xgb", version=1)
-    assert row.artifact_uri == result["artifact_uri"]
+    assert row.artifact_uri == result.artifact_uri
     assert row.workflow_run_id == xgb_first_run.workflow_run_id
     assert row.dataset_uri == uri
     assert row.dataset_sha256 == hashlib.sha256(xgb_first_run.data).hexdigest()
@@ -98,19 +99,19 @@ def test_xgboost_on_two_workers_from_s3_csv(
 
     # The artifact reloads (checksums verified) and predicts what the job predicted.
     store = open_store(settings=env.settings)
-    assert set(store.open_version("clf-xgb", result["version_id"]).metadata) >= {
+    assert set(store.open_version("clf-xgb", result.version_id).metadata) >= {
         "dataset_sha256",
         "code_version",
     }
-    files = {key.rsplit("/", 1)[1] for key in store.list_keys(f"clf-xgb/{result['version_id']}")}
+    files = {key.rsplit("/", 1)[1] for key in store.list_keys(f"clf-xgb/{result.version_id}")}
     assert files == LAYOUT | {"model.ubj"}
-    example = json.loads(store.get_bytes(f"clf-xgb/{result['version_id']}/input_example.json"))
+    example = json.loads(store.get_bytes(f"clf-xgb/{result.version_id}/input_example.json"))
     assert len(example["rows"]) == len(example["predictions"]) == 5
     predictor = load_registered_model(env.engine, "clf-xgb", version=1, store=store)
     assert predictor.predict(example["rows"]) == example["predictions"]
     assert set(example["predictions"]) <= {"cat", "dog", "eel"}
     # The run's checkpoints were discarded once the version was published.
-    assert store.list_keys(f"_train/{result['run_name']}") == []
+    assert store.list_keys(f"_train/{result.run_name}") == []
 
 
 def test_rerun_with_a_killed_worker_resumes_and_is_a_new_version(
@@ -139,23 +140,23 @@ def test_rerun_with_a_killed_worker_resumes_and_is_a_new_version(
     assert outcome.succeeded, outcome.describe_failure()
     result = outcome.result
     assert result is not None
-    resumed = result["resumed_from"]
+    resumed = result.resumed_from
     # It continued from a checkpoint the run had reported, not from round zero and not
     # after the end. (Not necessarily the one the log showed at the kill: the log
     # stream lags the workers, and a checkpoint counts once the controller registered it.)
     assert 0 < resumed < 400 and resumed % 25 == 0 and resumed in seen, (resumed, at_kill, seen)
     assert f"xgboost: resuming from checkpoint at iteration {resumed} of 400" in outcome.logs
     store = open_store(settings=env.settings)
-    lineage = json.loads(store.get_bytes(f"clf-xgb/{result['version_id']}/lineage.json"))
+    lineage = json.loads(store.get_bytes(f"clf-xgb/{result.version_id}/lineage.json"))
     assert lineage["iterations"] == 400 and lineage["resumed_from"] == resumed
 
     # A new version; the first one is untouched (its registered manifest still verifies).
-    assert result["version"] == 2 and result["version_id"] != first["version_id"]
+    assert result.version == 2 and result.version_id != first.version_id
     row = ModelRegistry().get_version(env.engine, name="clf-xgb", version=1)
-    assert store.open_version("clf-xgb", first["version_id"], expected_manifest_sha256=row.sha256)
-    example = json.loads(store.get_bytes(f"clf-xgb/{result['version_id']}/input_example.json"))
+    assert store.open_version("clf-xgb", first.version_id, expected_manifest_sha256=row.sha256)
+    example = json.loads(store.get_bytes(f"clf-xgb/{result.version_id}/input_example.json"))
     predictor = load_registered_model(env.engine, "clf-xgb", store=store)  # the latest: 2
-    assert predictor.version_id == result["version_id"]
+    assert predictor.version_id == result.version_id
     assert predictor.predict(example["rows"]) == example["predictions"]
 
 
@@ -189,9 +190,9 @@ def test_torch_on_two_workers(training_env: TrainingEnv) -> None:
     assert outcome.succeeded, outcome.describe_failure()
     result = outcome.result
     assert result is not None
-    assert result["metrics"]["validation_accuracy"] > 0.6
+    assert result.metrics["validation_accuracy"] > 0.6
     assert "torch: epochs 1..15 on 2 workers" in outcome.logs
     store = open_store(settings=env.settings)
-    example = json.loads(store.get_bytes(f"clf-torch/{result['version_id']}/input_example.json"))
+    example = json.loads(store.get_bytes(f"clf-torch/{result.version_id}/input_example.json"))
     predictor = load_registered_model(env.engine, "clf-torch", store=store)
     assert predictor.predict(example["rows"]) == example["predictions"]

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from rayline.cli import train as cli
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState, Purpose
-from rayline.training.errors import TrainingJobError
+from rayline.jobs.client import JobApiError, JobOutcome
+from rayline.jobs.output import ReportedError
+from rayline.jobs.results import TrainResult
 from rayline.training.spec import load_spec
-from rayline.training.submit import JobOutcome
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 SPEC = (
@@ -66,7 +67,7 @@ class FakeClient:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     client = FakeClient()
     monkeypatch.setattr(cli, "ClusterManagerClient", lambda: client)
-    monkeypatch.setattr(cli, "submit_training", lambda url, spec, **kw: "job-1")
+    monkeypatch.setattr(cli.JobClient, "submit", lambda self, request, **kw: "job-1")
     return client
 
 
@@ -78,20 +79,29 @@ def invoke(tmp_path: Path, *args: str) -> Any:
     return CliRunner().invoke(app, [str(path), *args])
 
 
-def outcome_of(monkeypatch: pytest.MonkeyPatch, outcome: JobOutcome | Exception) -> None:
-    def follow(url: str, job: str, **kw: Any) -> JobOutcome:
+def outcome_of(monkeypatch: pytest.MonkeyPatch, outcome: JobOutcome[Any] | Exception) -> None:
+    def follow(self: object, job: str, result_type: object, **kw: Any) -> JobOutcome[Any]:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    monkeypatch.setattr(cli, "follow", follow)
+    monkeypatch.setattr(cli.JobClient, "follow", follow)
+
+
+def trained(**fields: Any) -> TrainResult:
+    base: dict[str, Any] = {
+        "name": "Iris", "version": 3, "version_id": "v", "artifact_uri": "s3://b/Iris/v",
+        "manifest_sha256": "m", "framework": "sklearn", "metrics": {"a": 0.5}, "params": {},
+        "dataset_uri": "sklearn:iris", "dataset_sha256": "d", "code_version": "c",
+        "run_name": "r",
+    }  # fmt: skip
+    return TrainResult.model_validate({**base, **fields})
 
 
 def test_success_prints_version_and_deletes_the_cluster(
     tmp_path: Path, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = {"name": "Iris", "version": 3, "artifact_uri": "s3://b/Iris/v", "metrics": {"a": 0.5}}
-    outcome_of(monkeypatch, JobOutcome("job-1", "SUCCEEDED", result=result))
+    outcome_of(monkeypatch, JobOutcome("job-1", "SUCCEEDED", result=trained()))
     out = invoke(tmp_path)
     assert out.exit_code == 0, out.output
     assert "version 3" in out.output and "0.5" in out.output
@@ -108,16 +118,16 @@ def test_success_prints_version_and_deletes_the_cluster(
 @pytest.mark.parametrize(
     ("outcome", "code"),
     [
-        (JobOutcome("job-1", "FAILED", error={"error": "MissingTargetError", "message": "m"}), 2),
-        (JobOutcome("job-1", "FAILED", error={"error": "TrainingFailedError", "message": "m"}), 1),
-        (TrainingJobError("job API gone"), 1),
+        (JobOutcome("job-1", "FAILED", error=ReportedError(error="MissingTargetError")), 2),
+        (JobOutcome("job-1", "FAILED", error=ReportedError(error="TrainingFailedError")), 1),
+        (JobApiError("job API gone"), 1),
     ],
 )
 def test_failure_still_deletes_the_cluster(
     tmp_path: Path,
     fake: FakeClient,
     monkeypatch: pytest.MonkeyPatch,
-    outcome: JobOutcome | Exception,
+    outcome: JobOutcome[Any] | Exception,
     code: int,
 ) -> None:
     outcome_of(monkeypatch, outcome)
@@ -129,7 +139,7 @@ def test_failure_still_deletes_the_cluster(
 def test_given_cluster_is_used_and_kept(
     tmp_path: Path, fake: FakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    outcome_of(monkeypatch, JobOutcome("job-1", "SUCCEEDED", result={"metrics": {}}))
+    outcome_of(monkeypatch, JobOutcome("job-1", "SUCCEEDED", result=trained(metrics={})))
     out = invoke(tmp_path, "--cluster", "rc-9")
     assert out.exit_code == 0, out.output
     assert fake.calls == ["get rc-9"]

@@ -7,14 +7,16 @@ from pathlib import Path
 
 from rayline.config import Settings
 from rayline.coordination.locks import held_lock
-from rayline.serving.submit import deploy_env_vars
+from rayline.jobs.env import job_env
 
 
 def test_deploy_jobs_get_the_zookeeper_settings_only_when_coordinated(tmp_path: Path) -> None:
-    alone = deploy_env_vars(Settings(home=tmp_path))
+    alone = job_env(Settings(home=tmp_path), "deploy", ray_address=None)
     assert not any(name.startswith("RAYLINE_ZOOKEEPER") for name in alone)
-    coordinated = deploy_env_vars(
-        Settings(home=tmp_path, zookeeper_hosts="127.0.0.1:2181", zookeeper_root="/rl-x")
+    coordinated = job_env(
+        Settings(home=tmp_path, zookeeper_hosts="127.0.0.1:2181", zookeeper_root="/rl-x"),
+        "deploy",
+        ray_address=None,
     )
     assert coordinated["RAYLINE_ZOOKEEPER_HOSTS"] == "127.0.0.1:2181"
     assert coordinated["RAYLINE_ZOOKEEPER_ROOT"] == "/rl-x"

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from rayline.jobs.output import read_output
+from rayline.jobs.results import TrainResult
 from rayline.jobs.train import EXIT_BAD_INPUT, main
-from rayline.training.outcome import ERROR_MARKER, find_marker
 
 VALID = {
     "spec_version": 1,
@@ -30,6 +31,12 @@ VALID = {
 )
 def test_bad_spec_fails_fast(capsys: pytest.CaptureFixture[str], spec: str, word: str) -> None:
     assert main(["--spec", spec]) == EXIT_BAD_INPUT
-    error = find_marker(capsys.readouterr().out, ERROR_MARKER)
-    assert error is not None and error["error"] == "InvalidSpecError"
-    assert word in error["message"]
+    error = read_output(capsys.readouterr().out, TrainResult).error
+    assert error is not None and error.error == "InvalidSpecError"
+    assert word in error.message
+
+
+def test_missing_spec_argument_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--run-name", "x"]) == EXIT_BAD_INPUT
+    error = read_output(capsys.readouterr().out, TrainResult).error
+    assert error is not None and "--spec" in error.message

@@ -33,7 +33,6 @@ sample request) and ``serving_cluster``; see `rayline.orchestration.params`.
 
 from __future__ import annotations
 
-import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,15 +46,15 @@ from rayline.orchestration.operators.clusters import (
     DeleteRayClusterOperator,
 )
 from rayline.orchestration.operators.deploy import DeployModelOperator
-from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
+from rayline.orchestration.operators.train import TrainModelOperator
 from rayline.orchestration.params import dag_params
 
 DAG_ID = "rayline_train_and_serve"
 
 # Exponential backoff for tasks where trying again can help (a cluster that failed
 # to start, a job whose cluster died, a manager restarting, an endpoint warming up).
-# Rayline's jobs exit 2 on bad input (nothing was trained or started): no retry helps.
-_BAD_INPUT_EXIT_CODES = (2,)
+# Bad input (an invalid spec, a job's exit code 2) fails its task without retries:
+# the train and deploy operators raise AirflowFailException for it.
 
 # Ray's job API answers a status request in milliseconds: look every second, so a
 # finished job is noticed within a second rather than half a poll interval later.
@@ -67,33 +66,6 @@ _RETRYING: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=2),
 }
-
-
-def _shell_quote(value: object) -> str:
-    # str() first: Jinja's tojson gives Markup, which would HTML-escape the quotes.
-    return shlex.quote(str(value))
-
-
-def _workflow_run_args(ti: Any) -> list[str]:
-    """``--workflow-run-id N`` for the jobs' lineage, once the run is recorded."""
-    run_id = recording.workflow_run_id(ti.dag_id, ti.run_id)
-    return ["--workflow-run-id", str(run_id)] if run_id is not None else []
-
-
-def _training_env() -> dict[str, str]:
-    """The settings the training job needs on the cluster (secrets: kept out of templates)."""
-    from rayline.config import get_settings
-    from rayline.training.submit import job_env_vars
-
-    return job_env_vars(get_settings())
-
-
-def _deploy_env() -> dict[str, str]:
-    """The settings the deploy job needs on the cluster (secrets: kept out of templates)."""
-    from rayline.config import get_settings
-    from rayline.serving.submit import deploy_env_vars
-
-    return deploy_env_vars(get_settings())
 
 
 @task(retries=0)
@@ -144,23 +116,18 @@ with DAG(
     params=dag_params(),
     default_args=dict(recording.STEP_CALLBACKS),
     on_failure_callback=recording.run_failed,
-    # Params render to dicts and ints, not their string forms.
+    # Params and XComs render to dicts and ints, not their string forms.
     render_template_as_native_obj=True,
-    user_defined_filters={"shquote": _shell_quote},
-    user_defined_macros={"workflow_run_args": _workflow_run_args},
     doc_md=__doc__,
     tags=["rayline"],
 ) as dag:
     create_training = CreateRayClusterOperator(
         task_id="create_training_cluster", spec="{{ params.training_cluster }}", **_RETRYING
     )
-    train = SubmitRayJobOperator(
+    train = TrainModelOperator(
         task_id="train",
         cluster=create_training.output,
-        entrypoint="python -m rayline.jobs.train --spec {{ params.training | tojson | shquote }} "
-        "{{ workflow_run_args(ti) | join(' ') }}",
-        job_env=_training_env,
-        no_retry_exit_codes=_BAD_INPUT_EXIT_CODES,
+        spec="{{ params.training }}",
         poll_interval=_JOB_POLL_SECONDS,
         **_RETRYING,
     )
@@ -184,13 +151,12 @@ with DAG(
         task_id="deploy",
         cluster=create_serving.output,
         model="{{ params.training.name }}",
-        # The version the training job reported (RAYLINE_RESULT), else the latest.
-        version="{{ (ti.xcom_pull(task_ids='train', key='job_result') or {}).get('version') }}",
+        # The version the training job registered: an int through XCom.
+        version="{{ ti.xcom_pull(task_ids='train', key='job_result')['version'] }}",
         port="{{ params.serving.get('port') }}",
         serving_spec="{{ params.serving.get('spec') or {} }}",
-        deploy_args="{{ params.serving.get('deploy_args', []) + workflow_run_args(ti) }}",
-        job_env=_deploy_env,
-        no_retry_exit_codes=_BAD_INPUT_EXIT_CODES,
+        mode="{{ params.serving.get('mode') }}",
+        labels="{{ params.serving.get('labels') or {} }}",
         poll_interval=_JOB_POLL_SECONDS,
         **{**_RETRYING, "retries": 1},
     )

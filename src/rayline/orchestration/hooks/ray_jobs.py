@@ -1,78 +1,25 @@
-"""Airflow hooks for Ray's Job Submission API: a sync one for workers, an async one for triggers."""
+"""Airflow hooks for Ray's Job Submission API: a sync one for workers, an async one for triggers.
+
+The sync hook is :class:`rayline.jobs.client.JobClient` (the client the CLI and
+serving use too) behind an Airflow connection; the async hook speaks the same
+REST API with httpx, since Ray's client blocks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 from airflow.sdk import BaseHook
 
+from rayline.jobs.client import TERMINAL_STATUSES, JobApiError, JobClient, JobState
 from rayline.orchestration.exceptions import RayJobApiError, RayJobNotFoundError
-
-if TYPE_CHECKING:
-    from ray.job_submission import JobSubmissionClient
 
 __all__ = ["TERMINAL_STATUSES", "RayJobAsyncHook", "RayJobHook", "RayJobState"]
 
-#: Ray's terminal job statuses (``ray.job_submission.JobStatus.is_terminal``).
-TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
-
-
-@dataclass(frozen=True)
-class RayJobState:
-    """What the job API says about one job.
-
-    Attributes:
-        submission_id: the job's submission id.
-        status: ``PENDING``, ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``STOPPED``.
-        message: Ray's explanation of the status (the error, for failed jobs).
-        error_type: Ray's error category of a failed job, if any.
-        driver_exit_code: the entrypoint's exit code once it ended.
-        start_time: when the job started, in milliseconds since the epoch.
-        end_time: when it ended, in milliseconds since the epoch.
-    """
-
-    submission_id: str
-    status: str
-    message: str = ""
-    error_type: str | None = None
-    driver_exit_code: int | None = None
-    start_time: int | None = None
-    end_time: int | None = None
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the job can change no more."""
-        return self.status in TERMINAL_STATUSES
-
-    @property
-    def succeeded(self) -> bool:
-        """True when the job ended SUCCEEDED."""
-        return self.status == "SUCCEEDED"
-
-    @property
-    def seconds(self) -> float | None:
-        """The job's own run time (submit to end, as Ray measured it), once it ended."""
-        if self.start_time is None or self.end_time is None:
-            return None
-        return (self.end_time - self.start_time) / 1000
-
-    @classmethod
-    def from_json(cls, submission_id: str, body: Mapping[str, Any]) -> RayJobState:
-        """Parse the body of ``GET /api/jobs/{submission_id}``."""
-        exit_code = body.get("driver_exit_code")
-        return cls(
-            submission_id=submission_id,
-            status=str(body.get("status", "")),
-            message=str(body.get("message") or ""),
-            error_type=body.get("error_type"),
-            driver_exit_code=int(exit_code) if exit_code is not None else None,
-            start_time=body.get("start_time"),
-            end_time=body.get("end_time"),
-        )
+#: What the job API says about one job (the job contract's `JobState`).
+RayJobState = JobState
 
 
 class _RayJobConnectionMixin:
@@ -101,13 +48,15 @@ class _RayJobConnectionMixin:
 class RayJobHook(_RayJobConnectionMixin, BaseHook):
     """Submit, inspect, stop and read the logs of jobs on one Ray cluster (blocking calls).
 
-    Built on ``ray.job_submission.JobSubmissionClient``, which also uploads a
-    local ``working_dir`` or ``py_modules`` of the ``runtime_env`` on submit.
+    Built on :class:`rayline.jobs.client.JobClient` (Ray's ``JobSubmissionClient``,
+    which also uploads a local ``working_dir`` or ``py_modules`` on submit).
 
     :param address: the job API (dashboard) URL, e.g. ``http://127.0.0.1:8265``,
         typically the ``job_api_url`` a cluster operator pushed to XCom. When
         None, the ``ray_conn_id`` connection's host/port/schema is used.
     :param ray_conn_id: the Airflow connection of a long-lived Ray cluster.
+    :param ray_address: the cluster's GCS address, for the jobs' own-cluster
+        addressing (default: the job API URL).
     """
 
     conn_name_attr = "ray_conn_id"
@@ -115,36 +64,39 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
     conn_type = "ray_jobs"
     hook_name = "Ray Job Submission API"
 
-    def __init__(self, address: str | None = None, *, ray_conn_id: str = default_conn_name) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        ray_conn_id: str = default_conn_name,
+        ray_address: str | None = None,
+    ) -> None:
         super().__init__()
         self._address = address
         self.ray_conn_id = ray_conn_id
-        self._client: JobSubmissionClient | None = None
+        self.ray_address = ray_address
+        self._client: JobClient | None = None
 
     @property
     def address(self) -> str:
         """The job API URL this hook talks to."""
         return self._resolve_address()
 
-    def get_conn(self) -> JobSubmissionClient:
-        """Return Ray's job client for the cluster (checks that the API answers)."""
+    def get_conn(self) -> JobClient:
+        """Return the job client of the cluster (checks that the API answers)."""
         if self._client is None:
-            # Imported here: Ray is heavy, and the DAG file must parse fast.
-            from ray.job_submission import JobSubmissionClient
-
-            address = self.address
+            client = JobClient(self.address, ray_address=self.ray_address)
             try:
-                self._client = JobSubmissionClient(address)
-            except (OSError, RuntimeError) as exc:
-                raise RayJobApiError(
-                    f"cannot reach the Ray job API at {address}: {exc}; is the cluster up?"
-                ) from exc
+                client.sdk  # noqa: B018  # connect now: the error names the address
+            except JobApiError as exc:
+                raise RayJobApiError(str(exc)) from exc
+            self._client = client
         return self._client
 
     def test_connection(self) -> tuple[bool, str]:
         """Check that the job API answers; returns ``(ok, message)``."""
         try:
-            self.get_conn().list_jobs()
+            self.get_conn().sdk.list_jobs()
         except (RayJobApiError, OSError, RuntimeError) as exc:
             return False, str(exc)
         return True, f"Ray job API at {self.address} answered"
@@ -157,7 +109,6 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
         runtime_env: dict[str, Any] | None = None,
         metadata: dict[str, str] | None = None,
         entrypoint_num_cpus: float | None = None,
-        entrypoint_num_gpus: float | None = None,
         entrypoint_resources: dict[str, float] | None = None,
     ) -> str:
         """Submit a job under ``submission_id``; returns the id.
@@ -167,44 +118,27 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
                 did not answer.
         """
         try:
-            return self.get_conn().submit_job(
+            return self.get_conn().submit_entrypoint(
                 entrypoint=entrypoint,
                 submission_id=submission_id,
                 runtime_env=runtime_env,
                 metadata=metadata,
                 entrypoint_num_cpus=entrypoint_num_cpus,
-                entrypoint_num_gpus=entrypoint_num_gpus,
                 entrypoint_resources=entrypoint_resources,
             )
-        except (OSError, RuntimeError) as exc:
-            raise RayJobApiError(
-                f"the Ray job API at {self.address} refused job {submission_id}: {exc}"
-            ) from exc
+        except JobApiError as exc:
+            raise RayJobApiError(str(exc)) from exc
 
-    def get_job_state(self, submission_id: str) -> RayJobState | None:
+    def get_job_state(self, submission_id: str) -> JobState | None:
         """Return the job's state, or None when the cluster knows no such job.
 
         Raises:
             RayJobApiError: the job API did not answer.
         """
         try:
-            details = self.get_conn().get_job_info(submission_id)
-        except RuntimeError as exc:
-            # The SDK folds every HTTP error into RuntimeError("... status code N: ...").
-            if "status code 404" in str(exc):
-                return None
-            raise RayJobApiError(f"cannot read job {submission_id}: {exc}") from exc
-        except OSError as exc:
-            raise RayJobApiError(f"cannot reach the Ray job API at {self.address}: {exc}") from exc
-        return RayJobState(
-            submission_id=submission_id,
-            status=str(details.status),
-            message=details.message or "",
-            error_type=details.error_type,
-            driver_exit_code=getattr(details, "driver_exit_code", None),
-            start_time=details.start_time,
-            end_time=details.end_time,
-        )
+            return self.get_conn().state(submission_id)
+        except JobApiError as exc:
+            raise RayJobApiError(str(exc)) from exc
 
     def get_job_logs(self, submission_id: str) -> str:
         """Return everything the job's driver printed so far.
@@ -213,16 +147,16 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
             RayJobApiError: the job API did not answer or knows no such job.
         """
         try:
-            return self.get_conn().get_job_logs(submission_id)
-        except (OSError, RuntimeError) as exc:
-            raise RayJobApiError(f"cannot read the logs of job {submission_id}: {exc}") from exc
+            return self.get_conn().logs(submission_id)
+        except JobApiError as exc:
+            raise RayJobApiError(str(exc)) from exc
 
     def stop_job(self, submission_id: str) -> bool:
         """Ask Ray to stop the job; returns False when it had already ended."""
         try:
-            return bool(self.get_conn().stop_job(submission_id))
-        except (OSError, RuntimeError) as exc:
-            raise RayJobApiError(f"cannot stop job {submission_id}: {exc}") from exc
+            return self.get_conn().stop(submission_id)
+        except JobApiError as exc:
+            raise RayJobApiError(str(exc)) from exc
 
 
 class RayJobAsyncHook(_RayJobConnectionMixin, BaseHook):
@@ -266,7 +200,7 @@ class RayJobAsyncHook(_RayJobConnectionMixin, BaseHook):
             headers={"Accept": "application/json"},
         )
 
-    async def get_job_state(self, client: httpx.AsyncClient, submission_id: str) -> RayJobState:
+    async def get_job_state(self, client: httpx.AsyncClient, submission_id: str) -> JobState:
         """Return the job's state.
 
         Raises:
@@ -277,7 +211,7 @@ class RayJobAsyncHook(_RayJobConnectionMixin, BaseHook):
         if response.status_code == 404:
             raise RayJobNotFoundError(submission_id, str(client.base_url))
         body = _json_object(response, what=f"job {submission_id}")
-        return RayJobState.from_json(submission_id, body)
+        return JobState.from_json(submission_id, body)
 
     async def get_job_logs(self, client: httpx.AsyncClient, submission_id: str) -> str:
         """Return everything the job's driver printed so far.

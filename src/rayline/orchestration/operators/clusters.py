@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -382,6 +381,9 @@ class DeleteRayClusterOperator(BaseOperator):
 def rendered_mapping(raw: object) -> dict[str, Any]:
     """A rendered template field as a dict: a mapping, or a JSON object in a string.
 
+    DAGs pass dicts typed: ``render_template_as_native_obj=True`` renders a
+    ``{{ params.x }}`` template to the dict itself, or use ``| tojson``.
+
     Raises:
         AirflowException: it is neither.
     """
@@ -390,13 +392,10 @@ def rendered_mapping(raw: object) -> dict[str, Any]:
         try:
             raw = json.loads(text)
         except ValueError as exc:
-            try:
-                # A dict rendered by a non-native template: "{'purpose': 'training'}".
-                raw = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise AirflowException(
-                    f"expected a JSON object, got {text[:200]!r}: {exc}"
-                ) from exc
+            raise AirflowException(
+                f"expected a JSON object, got {text[:200]!r}: {exc}; render the template "
+                "as a native object (render_template_as_native_obj=True) or with `| tojson`"
+            ) from exc
     if not isinstance(raw, Mapping):
         raise AirflowException(f"expected an object (a dict), not {type(raw).__name__}")
     return dict(raw)

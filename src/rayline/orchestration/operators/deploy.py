@@ -2,43 +2,46 @@
 
 from __future__ import annotations
 
-import json
-import shlex
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk.exceptions import AirflowException
+from pydantic import BaseModel, ValidationError
 
 from rayline.clusters.errors import NotFoundError
 from rayline.clusters.schemas import ServicePublic
+from rayline.jobs.requests import DeployRequest
+from rayline.jobs.results import DeployResult
+from rayline.orchestration.exceptions import InvalidJobRequestError
 from rayline.orchestration.operators.clusters import rendered_mapping
 from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
+from rayline.orchestration.operators.train import BAD_INPUT_EXIT_CODES, workflow_run_id_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["DeployModelOperator"]
 
-DEPLOY_MODULE = "rayline.jobs.deploy"
-
 
 class DeployModelOperator(SubmitRayJobOperator):
     """Run ``python -m rayline.jobs.deploy`` on a serving cluster and return the endpoint.
 
-    A `SubmitRayJobOperator` whose entrypoint is built from the model, port and
-    serving spec; the serving cluster's id is passed to the job when known. Once
-    the job succeeded, the endpoint it registered is read back from the Cluster
-    Manager's service discovery and pushed to XCom as ``endpoint_url`` (and in
-    the returned value, with ``model``, ``version``, ``service_id`` and
-    ``deployment_id``).
+    A `SubmitRayJobOperator` whose job is a `rayline.jobs.requests.DeployRequest`
+    built from the typed fields below; the serving cluster's id is passed to the
+    job when known. An invalid request fails the task without retries, as does
+    the job's own "bad input" exit. Once the job succeeded, the endpoint of the
+    deployment it reported is read back from the Cluster Manager's service
+    discovery and pushed to XCom as ``endpoint_url`` (and in the returned value,
+    with ``model``, ``version``, ``service_id`` and ``deployment_id``).
 
-    :param model: the model to deploy: ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``. (templated)
-    :param version: a version number to append to a bare ``NAME``; empty or None
-        deploys what the deploy job picks (the latest). (templated)
+    :param model: the model's name. (templated)
+    :param version: the version to deploy, an int (e.g. the ``version`` of the
+        training job's result); None deploys the latest. (templated)
     :param port: the port to serve on; None lets the deploy job pick a free one. (templated)
     :param serving_spec: replicas, batching and other `rayline.serving.spec.ServingSpec`
         fields, as a dict. (templated)
-    :param deploy_args: more arguments for the deploy job, e.g. ``["--mode", "ray"]``. (templated)
+    :param mode: ``docker`` or ``ray``; None uses the cluster's setting. (templated)
+    :param labels: labels put on what the deploy makes. (templated)
     :param kwargs: the arguments of `SubmitRayJobOperator` (``cluster``,
         ``job_api_url``, ``deferrable`` ...), except ``entrypoint``.
     """
@@ -49,8 +52,10 @@ class DeployModelOperator(SubmitRayJobOperator):
         "version",
         "port",
         "serving_spec",
-        "deploy_args",
+        "mode",
+        "labels",
     )
+    result_type: ClassVar[type[BaseModel]] = DeployResult
 
     def __init__(
         self,
@@ -59,35 +64,54 @@ class DeployModelOperator(SubmitRayJobOperator):
         version: int | str | None = None,
         port: int | str | None = None,
         serving_spec: Mapping[str, Any] | str | None = None,
-        deploy_args: Sequence[str] | str = (),
+        mode: str | None = None,
+        labels: Mapping[str, str] | str | None = None,
+        no_retry_exit_codes: Collection[int] = BAD_INPUT_EXIT_CODES,
         **kwargs: Any,
     ) -> None:
-        super().__init__(entrypoint=f"python -m {DEPLOY_MODULE}", **kwargs)
+        super().__init__(
+            entrypoint="python -m rayline.jobs.deploy",
+            no_retry_exit_codes=no_retry_exit_codes,
+            **kwargs,
+        )
         self.model = model
         self.version = version
         self.port = port
         self.serving_spec = serving_spec
-        self.deploy_args = deploy_args
+        self.mode = mode
+        self.labels = labels
 
-    def model_reference(self) -> str:
-        """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` as the deploy job takes it."""
-        model = str(self.model).strip()
-        version = "" if self.version is None else str(self.version).strip()
-        if version and version != "None" and ":" not in model and "@" not in model:
-            return f"{model}:{version}"
-        return model
+    def build_request(self, context: Context | None, *, cluster_id: str | None) -> DeployRequest:
+        """The job's request from the rendered fields.
+
+        Raises:
+            InvalidJobRequestError: a field is invalid (the task is not retried).
+        """
+        try:
+            return DeployRequest(
+                model=self.model,
+                version=self.version,  # type: ignore[arg-type]  # pydantic checks it
+                port=self.port,  # type: ignore[arg-type]
+                cluster_id=cluster_id,
+                mode=self.mode or None,  # type: ignore[arg-type]
+                spec=rendered_mapping(self.serving_spec) if self.serving_spec else {},  # type: ignore[arg-type]
+                labels=rendered_mapping(self.labels) if self.labels else {},
+                workflow_run_id=workflow_run_id_of(context) if context is not None else None,
+            )
+        except ValidationError as err:
+            raise InvalidJobRequestError(
+                f"invalid deploy request for {self.model!r}: {err}; fix the task's fields"
+            ) from None
 
     def build_entrypoint(self, context: Context, *, cluster_id: str | None) -> str:
-        args = ["python", "-m", DEPLOY_MODULE, "--model", self.model_reference()]
-        if self.port not in (None, "", "None"):
-            args += ["--port", str(self.port)]
-        if cluster_id is not None:
-            args += ["--cluster-id", cluster_id]
-        if self.serving_spec:
-            args += ["--spec", json.dumps(rendered_mapping(self.serving_spec), sort_keys=True)]
-        extra = self.deploy_args
-        args += shlex.split(extra) if isinstance(extra, str) else [str(a) for a in extra]
-        return shlex.join(args)
+        return self.build_request(context, cluster_id=cluster_id).entrypoint()
+
+    def build_job_env(self, context: Context) -> Mapping[str, str]:
+        """The stores' and manager's settings (secrets: kept out of templates)."""
+        from rayline.config import get_settings
+        from rayline.jobs.env import job_env
+
+        return job_env(get_settings(), "deploy", ray_address=None)
 
     def job_succeeded(self, context: Context, outcome: dict[str, Any]) -> dict[str, Any]:
         """Find the endpoint the deploy job registered and add it to the outcome."""
@@ -109,32 +133,26 @@ class DeployModelOperator(SubmitRayJobOperator):
         }
 
     def _registered_endpoint(self, outcome: dict[str, Any]) -> ServicePublic:
-        reference = self.model_reference()
-        name = reference.split("@", 1)[0].split(":", 1)[0]
-        version = reference.split(":", 1)[1] if ":" in reference else None
+        if outcome.get("result") is None:
+            raise AirflowException(
+                f"deploy job {outcome['submission_id']} succeeded but printed no RAYLINE_RESULT "
+                "line; its log is above"
+            )
+        deployed = DeployResult.model_validate(outcome["result"])
         try:
-            endpoints = self.cluster_hook.live_endpoints(name).data
+            endpoints = self.cluster_hook.live_endpoints(deployed.model).data
         except NotFoundError as exc:
             raise AirflowException(
-                f"the deploy job succeeded but no live endpoint serves {name!r}; look for the "
-                f"registration in the job's log above ({exc})"
+                f"the deploy job succeeded but no live endpoint serves {deployed.model!r}; look "
+                f"for the registration in the job's log above ({exc})"
             ) from exc
-        result = outcome.get("result") or {}
-        if result.get("deployment_id"):
-            # The job said which deployment it made: take exactly its endpoint.
-            candidates = [e for e in endpoints if e.deployment_id == result["deployment_id"]]
-        else:
-            candidates = [
-                e
-                for e in endpoints
-                if (version is None or str(e.model_version) == version)
-                and (outcome.get("cluster_id") in (None, e.cluster_id) or e.cluster_id is None)
-            ]
-
+        # The job said which deployment it made: take exactly its endpoint.
+        candidates = [e for e in endpoints if e.deployment_id == deployed.deployment_id]
         if not candidates:
             found = ", ".join(f"v{e.model_version} at {e.url}" for e in endpoints)
             raise AirflowException(
-                f"the deploy job succeeded but registered no endpoint of {reference} on this "
-                f"cluster; live endpoints of {name!r}: {found or 'none'}"
+                f"the deploy job succeeded but registered no endpoint of deployment "
+                f"{deployed.deployment_id} ({deployed.model} version {deployed.version}); live "
+                f"endpoints of {deployed.model!r}: {found or 'none'}"
             )
         return max(candidates, key=lambda e: e.registered_at)

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, XComArg
 from airflow.sdk.exceptions import AirflowException
+from pydantic import BaseModel
 
 from rayline.clusters.errors import ClusterFailedError, WaitTimeoutError
 from rayline.clusters.schemas import ClusterState
+from rayline.jobs.output import AnyResult, failure_message, read_output
 from rayline.orchestration import ids
 from rayline.orchestration.exceptions import (
     RayJobApiError,
@@ -23,7 +25,6 @@ from rayline.orchestration.exceptions import (
 )
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.hooks.ray_jobs import RayJobHook, RayJobState
-from rayline.orchestration.job_output import failure_message, parse_job_result
 from rayline.orchestration.operators.clusters import build_cluster_spec, rendered_mapping
 from rayline.orchestration.triggers.ray_job import RayJobTrigger
 
@@ -41,6 +42,7 @@ class _Target:
 
     job_api_url: str | None
     cluster_id: str | None
+    ray_address: str | None = None
 
 
 class SubmitRayJobOperator(BaseOperator):
@@ -105,6 +107,8 @@ class SubmitRayJobOperator(BaseOperator):
         "metadata": "json",
     }
     ui_color = "#d6f5d6"
+    #: The model of the job's ``RAYLINE_RESULT``; any JSON object by default.
+    result_type: ClassVar[type[BaseModel]] = AnyResult
 
     def __init__(
         self,
@@ -167,6 +171,13 @@ class SubmitRayJobOperator(BaseOperator):
             cluster_id: the Rayline cluster the job runs on, when known.
         """
         return self.entrypoint
+
+    def build_job_env(self, context: Context) -> Mapping[str, str]:
+        """Variables for the job's ``runtime_env`` kept out of templates (secrets).
+
+        The default calls ``job_env``; subclasses build their job's environment.
+        """
+        return self.job_env() if self.job_env is not None else {}
 
     def job_succeeded(self, context: Context, outcome: dict[str, Any]) -> dict[str, Any]:
         """Called once the job succeeded with the XCom value; subclasses add to it."""
@@ -242,7 +253,7 @@ class SubmitRayJobOperator(BaseOperator):
         cluster_id = str(given["cluster_id"])
         cluster = self.cluster_hook.get_cluster(cluster_id)
         if cluster.state == ClusterState.READY:
-            return _Target(cluster.job_api_url, cluster.id)
+            return _Target(cluster.job_api_url, cluster.id, cluster.head_address)
         problem = f"cluster {cluster_id} is {cluster.state.value}: {cluster.reason or 'no reason'}"
         if not cluster.state.is_terminal() and cluster.state != ClusterState.TERMINATING:
             self.log.info("Cluster %s is %s; waiting for READY", cluster_id, cluster.state.value)
@@ -250,7 +261,7 @@ class SubmitRayJobOperator(BaseOperator):
                 cluster = self.cluster_hook.wait_until_ready(
                     cluster_id, timeout=self.cluster_ready_timeout
                 )
-                return _Target(cluster.job_api_url, cluster.id)
+                return _Target(cluster.job_api_url, cluster.id, cluster.head_address)
             except (ClusterFailedError, WaitTimeoutError) as exc:
                 problem = str(exc)
         if not self.replace_dead_cluster or not given.get("spec"):
@@ -284,7 +295,7 @@ class SubmitRayJobOperator(BaseOperator):
         self.log.info(
             "Replacement cluster %s is READY; job API at %s", cluster.id, cluster.job_api_url
         )
-        return _Target(cluster.job_api_url, cluster.id)
+        return _Target(cluster.job_api_url, cluster.id, cluster.head_address)
 
     # ------------------------------------------------------------ job
     def _find_or_submit(
@@ -330,7 +341,7 @@ class SubmitRayJobOperator(BaseOperator):
             hook.submit_job(
                 submission_id=submission_id,
                 entrypoint=entrypoint,
-                runtime_env=self._runtime_env(key),
+                runtime_env=self._runtime_env(context, key, target, hook.address),
                 metadata=self._metadata(key),
                 entrypoint_num_cpus=self.entrypoint_num_cpus,
                 entrypoint_resources=dict(self.entrypoint_resources or {}) or None,
@@ -341,15 +352,20 @@ class SubmitRayJobOperator(BaseOperator):
                 raise
             self.log.info("Ray job %s was submitted after all", submission_id)
 
-    def _runtime_env(self, key: ids.TaskKey) -> dict[str, Any]:
-        """The runtime env, with Airflow's own context variables so the job knows its run."""
+    def _runtime_env(
+        self, context: Context, key: ids.TaskKey, target: _Target, job_api_url: str
+    ) -> dict[str, Any]:
+        """The runtime env: Airflow's context variables so the job knows its run, and
+        ``RAY_ADDRESS`` so the job's actors find their own cluster (see `rayline.jobs.env`).
+        """
         env = dict(rendered_mapping(self.runtime_env) if self.runtime_env else {})
         env["env_vars"] = {
             "AIRFLOW_CTX_DAG_ID": key.dag_id,
             "AIRFLOW_CTX_DAG_RUN_ID": key.run_id,
             "AIRFLOW_CTX_TASK_ID": key.task_id,
             "AIRFLOW_CTX_TRY_NUMBER": str(key.try_number),
-            **(dict(self.job_env()) if self.job_env is not None else {}),
+            "RAY_ADDRESS": target.ray_address or job_api_url,
+            **dict(self.build_job_env(context)),
             **dict(env.get("env_vars") or {}),
         }
         return env
@@ -436,7 +452,8 @@ class SubmitRayJobOperator(BaseOperator):
                     submission_id, status=status, message=message, exit_code=exit_code
                 )
             raise RayJobFailedError(submission_id, status=status, message=message)
-        result = parse_job_result(logs) if logs is not None else None
+        parsed = read_output(logs, self.result_type).result if logs is not None else None
+        result = parsed.model_dump(mode="json") if parsed is not None else None
         context["ti"].xcom_push(key="job_result", value=result)
         self.log.info("Ray job %s succeeded; result: %s", submission_id, result)
         return self.job_succeeded(

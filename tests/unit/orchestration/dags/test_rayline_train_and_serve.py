@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import shlex
 from typing import Any
 
@@ -11,9 +10,13 @@ import pytest
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import ParamValidationError
 
+from rayline.jobs.requests import TrainRequest
 from rayline.orchestration import recording
 from rayline.orchestration.dags import rayline_train_and_serve as module
+from rayline.orchestration.operators.train import TrainModelOperator
 from rayline.orchestration.params import DEFAULT_SERVING, DEFAULT_TRAINING
+from rayline.training.spec import load_spec
+from tests.unit.orchestration.fakes import FakeTI, context_for
 
 dag = module.dag
 
@@ -143,6 +146,7 @@ def test_default_params_are_valid() -> None:
         ("serving", {**DEFAULT_SERVING, "port": 80}),
         ("serving", {**DEFAULT_SERVING, "spec": {"replicas": 2}}),
         ("serving", {"deploy_args": []}),
+        ("serving", {**DEFAULT_SERVING, "mode": "k8s"}),
         ("serving_cluster", {"purpose": "serving", "ttl_seconds": 0}),
     ],
 )
@@ -156,41 +160,38 @@ def _render(template: str, context: dict[str, Any]) -> Any:
     return env.from_string(template).render(**context)
 
 
-def _lineage(ti: object) -> list[str]:
-    return ["--workflow-run-id", "7"]
-
-
-def test_training_entrypoint_passes_the_spec_as_one_shell_word() -> None:
-    spec = {**DEFAULT_TRAINING, "name": 'it\'s "quoted" $HOME'}
-    command = _render(
-        _task("train").entrypoint,  # type: ignore[attr-defined]
-        {"params": {"training": spec}, "ti": None, "workflow_run_args": _lineage},
-    )
-
-    words = shlex.split(command)
-    assert words[:4] == ["python", "-m", "rayline.jobs.train", "--spec"]
-    assert json.loads(words[4]) == spec
-    assert words[5:] == ["--workflow-run-id", "7"]
+def test_training_request_is_built_from_the_spec_param(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recording, "workflow_run_id", lambda dag_id, run_id: 7)
+    train = _task("train")
+    assert isinstance(train, TrainModelOperator)
+    spec = {**DEFAULT_TRAINING, "name": "quoted.name"}
+    assert _render(train.spec, {"params": {"training": spec}}) == spec
+    train.spec = spec
+    words = shlex.split(train.build_entrypoint(context_for(FakeTI("train")), cluster_id=None))
+    request = TrainRequest.from_argv(words[3:])
+    assert request.spec == load_spec(spec)
+    assert request.workflow_run_id == 7
 
 
 def test_jobs_get_the_rayline_settings_outside_the_templates() -> None:
     for task_id in ("train", "deploy"):
         task = _task(task_id)
-        assert callable(task.job_env)  # type: ignore[attr-defined]
         assert "job_env" not in task.template_fields
+        env = task.build_job_env(context_for(FakeTI(task_id)))  # type: ignore[attr-defined]
+        assert "RAYLINE_DATABASE_URL" in env
         assert task.no_retry_exit_codes == {2}  # type: ignore[attr-defined]
 
 
-def test_deploy_arguments_render_from_the_serving_params() -> None:
+def test_deploy_fields_render_typed_from_the_serving_params() -> None:
     deploy = _task("deploy")
-    serving = {**DEFAULT_SERVING, "spec": {"num_replicas": 2}, "deploy_args": ["--mode", "ray"]}
-    context = {"params": {"serving": serving}, "ti": None, "workflow_run_args": _lineage}
+    serving = {**DEFAULT_SERVING, "spec": {"num_replicas": 2}, "mode": "ray", "port": 8123}
+    context = {"params": {"serving": serving}, "ti": None}
 
-    assert _render(deploy.port, context) is None  # type: ignore[attr-defined]
+    assert _render(deploy.port, context) == 8123  # type: ignore[attr-defined]
     assert _render(deploy.serving_spec, context) == {"num_replicas": 2}  # type: ignore[attr-defined]
-    assert _render(deploy.deploy_args, context) == [  # type: ignore[attr-defined]
-        "--mode", "ray", "--workflow-run-id", "7",
-    ]  # fmt: skip
+    assert _render(deploy.mode, context) == "ray"  # type: ignore[attr-defined]
+    assert _render(deploy.labels, context) == {}  # type: ignore[attr-defined]
+    assert _render(deploy.port, {"params": {"serving": DEFAULT_SERVING}}) is None  # type: ignore[attr-defined]
 
 
 class _TI:
@@ -202,10 +203,9 @@ class _TI:
         return self.job_result
 
 
-@pytest.mark.parametrize(("job_result", "version"), [(None, None), ({}, None), ({"version": 4}, 4)])
-def test_deploy_takes_the_version_the_training_job_reported(job_result: Any, version: Any) -> None:
-    rendered = _render(_task("deploy").version, {"ti": _TI(job_result)})  # type: ignore[attr-defined]
-    assert rendered == version
+def test_deploy_takes_the_version_the_training_job_reported() -> None:
+    rendered = _render(_task("deploy").version, {"ti": _TI({"version": 4, "name": "iris"})})  # type: ignore[attr-defined]
+    assert rendered == 4 and isinstance(rendered, int)
 
 
 def test_param_schemas_name_the_same_fields_as_the_specs_they_mirror() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rayline.jobs.client import JobClient
 from rayline.orchestration.exceptions import RayJobApiError, RayJobNotFoundError
 from rayline.orchestration.hooks.ray_jobs import RayJobAsyncHook, RayJobHook, RayJobState
 
@@ -44,7 +45,9 @@ class FakeSdkClient:
 
 def _sync_hook(client: FakeSdkClient) -> RayJobHook:
     hook = RayJobHook(ADDRESS)
-    hook._client = client  # type: ignore[assignment]
+    jobs = JobClient(ADDRESS)
+    jobs._sdk = client  # type: ignore[assignment]
+    hook._client = jobs
     return hook
 
 

@@ -90,11 +90,11 @@ def test_spec_may_be_json_and_is_validated() -> None:
         context_for(FakeTI("create_cluster"))
     )
     assert result["purpose"] == "serving"
-    # A dict rendered by a DAG without native rendering is a Python literal.
-    _create(fake, spec="{'purpose': 'serving', 'name': 'py-literal'}").execute(
-        context_for(FakeTI("create_cluster", try_number=2))
-    )
-    assert fake.specs[-1].name == "py-literal"
+    # A dict rendered without native rendering is a Python literal: refused, with the fix.
+    with pytest.raises(AirflowException, match="render_template_as_native_obj"):
+        _create(fake, spec="{'purpose': 'serving', 'name': 'py-literal'}").execute(
+            context_for(FakeTI("create_cluster", try_number=2))
+        )
 
     with pytest.raises(AirflowException, match=r"worker_count: .*greater than or equal to 0"):
         _create(fake, spec={"purpose": "training", "worker_count": -1}).execute(

@@ -6,10 +6,15 @@ import shlex
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from rayline.clusters.schemas import ServicePublic
+from rayline.jobs.requests import DeployRequest
+from rayline.jobs.results import DeployResult
+from rayline.orchestration import recording
+from rayline.orchestration.exceptions import InvalidJobRequestError
 from rayline.orchestration.operators.deploy import DeployModelOperator
+from rayline.serving.spec import ServingSpec
 from tests.unit.orchestration.fakes import NOW, FakeClusterManagerHook, FakeTI, context_for
 
 
@@ -34,47 +39,60 @@ def _endpoint(
     )
 
 
-def test_template_fields_add_the_deploy_arguments() -> None:
+@pytest.fixture(autouse=True)
+def _lineage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recording, "workflow_run_id", lambda dag_id, run_id: 7)
+
+
+def test_template_fields_add_the_deploy_fields() -> None:
     fields = DeployModelOperator.template_fields
     assert fields[:5] == ("entrypoint", "job_api_url", "cluster", "runtime_env", "metadata")
-    assert fields[5:] == ("model", "version", "port", "serving_spec", "deploy_args")
+    assert fields[5:] == ("model", "version", "port", "serving_spec", "mode", "labels")
+    assert DeployModelOperator.result_type is DeployResult
 
 
-@pytest.mark.parametrize(
-    ("model", "version", "expected"),
-    [
-        ("iris", None, "iris"),
-        ("iris", "", "iris"),
-        ("iris", "None", "iris"),
-        ("iris", 3, "iris:3"),
-        ("iris", "4", "iris:4"),
-        ("iris:2", 5, "iris:2"),
-        ("iris@prod", 5, "iris@prod"),
-    ],
-)
-def test_model_reference(model: str, version: object, expected: str) -> None:
-    assert _operator(model=model, version=version).model_reference() == expected
-
-
-def test_entrypoint_is_the_deploy_module_with_quoted_arguments() -> None:
+def test_entrypoint_is_the_typed_request() -> None:
     op = _operator(
         version=3,
         serving_spec={"num_replicas": 2, "max_batch_size": 8},
-        deploy_args=["--mode", "ray", "--label", "team=a b"],
+        mode="ray",
+        labels={"team": "a b"},
     )
     command = op.build_entrypoint(context_for(FakeTI("deploy")), cluster_id="rc-9")
-    assert shlex.split(command) == [
-        "python", "-m", "rayline.jobs.deploy", "--model", "iris:3", "--port", "8123",
-        "--cluster-id", "rc-9", "--spec", '{"max_batch_size": 8, "num_replicas": 2}',
-        "--mode", "ray", "--label", "team=a b",
-    ]  # fmt: skip
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "rayline.jobs.deploy"]
+    assert DeployRequest.from_argv(words[3:]) == DeployRequest(
+        model="iris",
+        version=3,
+        port=8123,
+        cluster_id="rc-9",
+        mode="ray",
+        spec=ServingSpec(num_replicas=2, max_batch_size=8),
+        labels={"team": "a b"},
+        workflow_run_id=7,
+    )
 
 
-@pytest.mark.parametrize("port", [None, "", "None"])
-def test_without_a_port_the_deploy_job_picks_one(port: object) -> None:
-    op = _operator(port=port)
-    words = shlex.split(op.build_entrypoint(context_for(FakeTI("deploy")), cluster_id=None))
-    assert words == ["python", "-m", "rayline.jobs.deploy", "--model", "iris"]
+def test_without_version_or_port_the_job_picks_them() -> None:
+    op = _operator(port=None)
+    request = op.build_request(context_for(FakeTI("deploy")), cluster_id=None)
+    assert (request.version, request.port) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("version", "None"), ("version", 0), ("port", "None"), ("mode", "k8s")]
+)
+def test_an_invalid_field_fails_without_retry(field: str, value: object) -> None:
+    op = _operator(**{field: value})
+    with pytest.raises(InvalidJobRequestError, match=field) as raised:
+        op.build_entrypoint(context_for(FakeTI("deploy")), cluster_id=None)
+    assert isinstance(raised.value, AirflowFailException)
+
+
+def _result(deployment_id: str, version: int = 3) -> dict[str, object]:
+    return DeployResult(
+        deployment_id=deployment_id, model="iris", version=version, status="live", mode="ray"
+    ).model_dump()
 
 
 def test_endpoint_of_this_version_on_this_cluster_is_pushed() -> None:
@@ -88,7 +106,9 @@ def test_endpoint_of_this_version_on_this_cluster_is_pushed() -> None:
     op.__dict__["cluster_hook"] = manager
     ti = FakeTI("deploy")
 
-    outcome = op.job_succeeded(context_for(ti), {"cluster_id": "rc-9", "status": "SUCCEEDED"})
+    outcome = op.job_succeeded(
+        context_for(ti), {"cluster_id": "rc-9", "status": "SUCCEEDED", "result": _result("dep-2")}
+    )
 
     assert outcome["endpoint_url"] == "http://127.0.0.1:8123"
     assert (outcome["model"], outcome["version"], outcome["deployment_id"]) == ("iris", 3, "dep-2")
@@ -106,7 +126,7 @@ def test_the_deployment_the_job_reported_wins() -> None:
 
     outcome = op.job_succeeded(
         context_for(FakeTI("deploy")),
-        {"cluster_id": "rc-9", "result": {"deployment_id": "dep-2", "url": "http://x"}},
+        {"cluster_id": "rc-9", "result": _result("dep-2")},
     )
 
     assert outcome["endpoint_url"] == "http://127.0.0.1:8123"
@@ -116,11 +136,12 @@ def test_no_registered_endpoint_fails_the_task() -> None:
     manager = FakeClusterManagerHook()
     op = _operator()
     op.__dict__["cluster_hook"] = manager
+    outcome = {"submission_id": "j", "cluster_id": None, "result": _result("dep-9")}
     with pytest.raises(AirflowException, match="no live endpoint serves 'iris'"):
-        op.job_succeeded(context_for(FakeTI("deploy")), {"cluster_id": None})
+        op.job_succeeded(context_for(FakeTI("deploy")), outcome)
 
     manager.endpoints = [_endpoint(1, 2, "http://127.0.0.1:9000", None, age=0)]
-    with pytest.raises(AirflowException, match="registered no endpoint of iris:3"):
-        op3 = _operator(version=3)
-        op3.__dict__["cluster_hook"] = manager
-        op3.job_succeeded(context_for(FakeTI("deploy")), {"cluster_id": None})
+    with pytest.raises(AirflowException, match="registered no endpoint of deployment dep-9"):
+        op.job_succeeded(context_for(FakeTI("deploy")), outcome)
+    with pytest.raises(AirflowException, match="printed no RAYLINE_RESULT"):
+        op.job_succeeded(context_for(FakeTI("deploy")), {"submission_id": "j", "result": None})

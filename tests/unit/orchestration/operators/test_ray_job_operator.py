@@ -11,7 +11,6 @@ from rayline.clusters.schemas import ClusterState
 from rayline.orchestration import ids
 from rayline.orchestration.exceptions import RayJobApiError, RayJobFailedError
 from rayline.orchestration.hooks.ray_jobs import RayJobState
-from rayline.orchestration.job_output import parse_job_error, parse_job_result
 from rayline.orchestration.operators.clusters import cluster_summary
 from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
 from rayline.orchestration.triggers.ray_job import RayJobTrigger
@@ -86,6 +85,8 @@ def test_submits_with_a_derived_id_and_defers_to_the_trigger() -> None:
         "AIRFLOW_CTX_DAG_RUN_ID": RUN_ID,
         "AIRFLOW_CTX_TASK_ID": "train",
         "AIRFLOW_CTX_TRY_NUMBER": "1",
+        # The job's actors address their own cluster (its GCS address).
+        "RAY_ADDRESS": env.cluster.head_address,
         "MY_VAR": "1",
     }
     assert submitted["metadata"]["team"] == "ml"
@@ -326,29 +327,3 @@ def test_job_api_url_alone_needs_no_cluster_manager() -> None:
         op.execute(context_for(FakeTI("train")))
 
     assert deferred.value.trigger.job_api_url == "http://192.0.2.5:8265"
-
-
-@pytest.mark.parametrize(
-    ("logs", "expected"),
-    [
-        ("", None),
-        ('RAYLINE_RESULT {"a": 1}\n', {"a": 1}),
-        ('RAYLINE_RESULT {"a": 1}\nRAYLINE_RESULT {"a": 2}\n', {"a": 2}),
-        ('(pid=1) RAYLINE_RESULT {"a": 3}\nRAYLINE_RESULT not json\n', {"a": 3}),
-        ("RAYLINE_RESULT [1, 2]\n", None),
-    ],
-)
-def test_parse_job_result(logs: str, expected: dict[str, Any] | None) -> None:
-    assert parse_job_result(logs) == expected
-
-
-@pytest.mark.parametrize(
-    ("logs", "expected"),
-    [
-        ("", None),
-        ('RAYLINE_ERROR {"error": "DatasetError", "message": "empty"}\n', "DatasetError: empty"),
-        ('RAYLINE_ERROR {"message": "no kind"}\n', "no kind"),
-    ],
-)
-def test_parse_job_error(logs: str, expected: str | None) -> None:
-    assert parse_job_error(logs) == expected
