@@ -51,7 +51,7 @@ def run_job(
 
     ``kwargs`` are `TrainRequest` fields (``workflow_run_id``, ``run_name``).
     """
-    client = JobClient(env.job_api_url)
+    client = JobClient(env.job_api_url, ray_address=env.cluster.head_address)
     request = TrainRequest(spec=load_spec(spec), **kwargs)
     job = client.submit(request, settings=settings or env.settings)
     return client.follow(job, TrainResult, on_output=on_output, timeout=JOB_TIMEOUT)
