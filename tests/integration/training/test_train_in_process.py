@@ -52,7 +52,7 @@ def test_xgboost_on_one_worker_from_s3_parquet_trains_in_the_driver(
     assert "xgboost: iteration 60: train-mlogloss" in outcome.logs
     assert "TrainController" not in outcome.logs and "ray.data" not in outcome.logs
     result = outcome.result
-    assert result is not None and result["metrics"]["validation_accuracy"] > 0.6
+    assert result is not None and result.metrics["validation_accuracy"] > 0.6
     row = ModelRegistry().get_version(env.engine, name="clf-one", version=1)
     assert row.dataset_sha256 == hashlib.sha256(data).hexdigest()
     assert row.signature is not None
