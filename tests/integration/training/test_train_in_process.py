@@ -58,10 +58,10 @@ def test_xgboost_on_one_worker_from_s3_parquet_trains_in_the_driver(
     assert row.signature is not None
     assert row.signature["output"]["classes"] == ["cat", "dog", "eel"]
     store = open_store(settings=env.settings)
-    files = {key.rsplit("/", 1)[1] for key in store.list_keys(f"clf-one/{result['version_id']}")}
+    files = {key.rsplit("/", 1)[1] for key in store.list_keys(f"clf-one/{result.version_id}")}
     assert files == LAYOUT | {"model.ubj"}
-    lineage = json.loads(store.get_bytes(f"clf-one/{result['version_id']}/lineage.json"))
+    lineage = json.loads(store.get_bytes(f"clf-one/{result.version_id}/lineage.json"))
     assert lineage["runtime"] == "in_process" and lineage["iterations"] == 60
-    example = json.loads(store.get_bytes(f"clf-one/{result['version_id']}/input_example.json"))
+    example = json.loads(store.get_bytes(f"clf-one/{result.version_id}/input_example.json"))
     predictor = load_registered_model(env.engine, "clf-one", store=store)
     assert predictor.predict(example["rows"]) == example["predictions"]
