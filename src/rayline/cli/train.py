@@ -23,7 +23,8 @@ from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, Reso
 from rayline.jobs.client import JobApiError, JobClient, JobOutcome
 from rayline.jobs.requests import TrainRequest
 from rayline.jobs.results import TrainResult
-from rayline.training.errors import InvalidSpecError
+from rayline.training.errors import DatasetError, InvalidSpecError
+from rayline.training.prechecks import check_training_input
 from rayline.training.resources import cluster_name_for
 from rayline.training.spec import TrainingSpec, load_spec
 
@@ -73,7 +74,8 @@ def train(
     """Train SPEC on a Ray cluster and register the new model version."""
     try:
         spec = load_spec(spec_path)
-    except InvalidSpecError as err:
+        check_training_input(spec)  # before any cluster: a wrong target fails in a second
+    except (InvalidSpecError, DatasetError) as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(2) from None
     try:

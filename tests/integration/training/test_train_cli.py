@@ -77,3 +77,24 @@ def test_sklearn_from_s3_csv_through_the_cli(cli_env: TrainingEnv, tmp_path: Pat
     shown = CliRunner().invoke(models.app, ["show", "reg-sklearn:1"])
     assert shown.exit_code == 0, shown.output
     assert uri in shown.output and "n_estimators" in shown.output
+
+
+def test_wrong_target_fails_before_any_cluster_is_requested(
+    cli_env: TrainingEnv, tmp_path: Path
+) -> None:
+    uri = cli_env.s3_put("data/reg-wrong.csv", to_csv(regression_frame(rows=50)))
+    spec = tmp_path / "wrong.yaml"
+    spec.write_text(
+        f"spec_version: 1\nname: wrong-target\ndataset: {uri}\ntarget: price\n"
+        "task: regression\nframework: sklearn\nhyperparameters: {estimator: linear}\n"
+    )
+    before = {c.id for c in cli_env.client.list_clusters().data}
+    app = typer.Typer()
+    app.command()(train.train)
+
+    out = CliRunner().invoke(app, [str(spec)])  # no --cluster: it would request one
+
+    assert out.exit_code == 2, out.output
+    assert "'price' is not in dataset" in out.output and "'y'" in out.output
+    assert "requested cluster" not in out.output
+    assert {c.id for c in cli_env.client.list_clusters().data} == before

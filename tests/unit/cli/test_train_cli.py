@@ -155,6 +155,17 @@ def test_bad_spec_exits_2_before_any_cluster(tmp_path: Path, fake: FakeClient) -
     assert fake.calls == []
 
 
+def test_wrong_target_exits_2_before_any_cluster(tmp_path: Path, fake: FakeClient) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.replace("target: target", "target: species"))
+    app = typer.Typer()
+    app.command()(cli.train)
+    out = CliRunner().invoke(app, [str(path)])
+    assert out.exit_code == 2, out.output
+    assert "'species' is not in dataset sklearn:iris" in out.output
+    assert fake.calls == []
+
+
 def test_cluster_request_for_gpus() -> None:
     spec = load_spec(yaml.safe_load(SPEC.replace("cpus_per_worker: 1.5", "gpus_per_worker: 0.5")))
     assert cli.cluster_request_for(spec, ttl_seconds=60).worker.gpus == 1
