@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal
 
+from rayline.tracking.settings import job_env_vars as tracking_env_vars
+
 if TYPE_CHECKING:
     from rayline.config import Settings
 
@@ -61,6 +63,7 @@ def job_env(settings: Settings, kind: JobKind, *, ray_address: str | None) -> di
         env["RAY_ADDRESS"] = ray_address
     if kind == "train":
         env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = _TRAIN_POLL_SECONDS
+        env.update(tracking_env_vars())  # MLflow's URI and credentials, when tracking is on
     else:
         env.update(_deploy_env(settings))
     return env

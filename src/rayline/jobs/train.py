@@ -18,12 +18,14 @@ import logging
 import secrets
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rayline.jobs.output import error_line, result_line
 from rayline.jobs.requests import TrainRequest
 from rayline.jobs.results import TrainResult
 from rayline.metadata import MetadataError
 from rayline.storage import StorageError
+from rayline.tracking.errors import TrackingUnavailableError
 from rayline.training.errors import (
     DatasetError,
     InsufficientResourcesError,
@@ -31,11 +33,14 @@ from rayline.training.errors import (
     TrainingError,
 )
 
+if TYPE_CHECKING:
+    from rayline.tracking.tracker import Tracker
+
 __all__ = ["main"]
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
-_BAD_INPUT = (InvalidSpecError, DatasetError, InsufficientResourcesError)
+_BAD_INPUT = (InvalidSpecError, DatasetError, InsufficientResourcesError, TrackingUnavailableError)
 
 
 def _quiet_ray() -> None:
@@ -66,15 +71,37 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         from rayline.config import get_settings
+        from rayline.tracking.tracker import open_tracker
+        from rayline.training.lineage import code_version
         from rayline.training.runner import run_training
 
-        outcome = run_training(
-            spec,
-            settings=get_settings(),
+        tracker = open_tracker(  # before training: MLflow refusing stops the run here
+            model_name=spec.name,
             run_name=run_name,
             workflow_run_id=request.workflow_run_id,
-            connect=_quiet_ray,
+            code_version=code_version(),
         )
+        _say_tracking(tracker)
+        try:
+            outcome = run_training(
+                spec,
+                settings=get_settings(),
+                run_name=run_name,
+                workflow_run_id=request.workflow_run_id,
+                connect=_quiet_ray,
+                observer=tracker,
+            )
+        except BaseException:
+            tracker.finish(succeeded=False)
+            raise
+        tracker.register(
+            name=outcome.name,
+            version=outcome.version,
+            version_id=outcome.version_id,
+            artifact_uri=outcome.artifact_uri,
+        )
+        tracker.finish(succeeded=True)
+        _say_tracking(tracker)
     except _BAD_INPUT as err:
         print(error_line(type(err).__name__, str(err)), flush=True)
         return EXIT_BAD_INPUT
@@ -87,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(result_line(TrainResult.model_validate(outcome.to_dict())), flush=True)
     return 0
+
+
+def _say_tracking(tracker: Tracker) -> None:
+    if tracker.failure:
+        print(f"[rayline] tracking failed, run untracked: {tracker.failure}", flush=True)
+    elif tracker.location:
+        print(f"[rayline] MLflow: {tracker.location}", flush=True)
 
 
 def _stamp() -> str:

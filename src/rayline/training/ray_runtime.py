@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, cast
 from rayline.training.errors import DatasetError, TrainingFailedError
 from rayline.training.filesystems import checkpoint_location
 from rayline.training.frameworks import LoopConfig
-from rayline.training.frameworks.base import Shards, log
+from rayline.training.frameworks.base import IterationCallback, Shards, log
+from rayline.training.observer import replay_history
 from rayline.training.prepare import PreparedData, prepare_data
 from rayline.training.resources import check_capacity
 from rayline.training.trained import EVAL_MAX_ROWS, Trained
@@ -57,6 +58,7 @@ def train_on_ray(
     run_name: str,
     started: float,
     connect: Callable[[], None] | None = None,
+    on_iteration: IterationCallback | None = None,
 ) -> Trained:
     """Connect, check capacity, prepare the data with Ray Data, train with Ray Train.
 
@@ -69,6 +71,7 @@ def train_on_ray(
         run_name: Ray Train run name; the same name resumes from its last checkpoint.
         started: ``time.monotonic()`` when the job started checking the data.
         connect: Connects to the Ray cluster (default: already connected).
+        on_iteration: Given each iteration rank 0's loop returned, after training.
 
     Raises:
         InsufficientResourcesError, DatasetError, InvalidSpecError: Before training.
@@ -90,6 +93,8 @@ def train_on_ray(
     started = time.monotonic()
     result = _fit(spec, framework, loop, data, settings, run_name)
     log(f"trained in {time.monotonic() - started:.1f} s")
+    if on_iteration is not None:  # rank 0's loop returns its per-iteration history
+        replay_history(on_iteration, getattr(result, "return_value", None))
     assert result.checkpoint is not None
     with result.checkpoint.as_directory() as checkpoint_dir:
         shutil.copy2(f"{checkpoint_dir}/{framework.model_file}", model_path)

@@ -31,6 +31,7 @@ from rayline.training.frameworks import get_framework
 from rayline.training.frameworks.base import IterationCallback, log
 from rayline.training.lineage import code_version
 from rayline.training.metrics import evaluate
+from rayline.training.observer import NULL_OBSERVER, TrainingObserver
 from rayline.training.prepare import inspect_dataset
 from rayline.training.trained import Runtime, Trained
 
@@ -64,6 +65,7 @@ class TrainingOutcome:
     workflow_run_id: int | None
     run_name: str
     resumed_from: int
+    mlflow_run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -88,6 +90,7 @@ def run_training(
     store: ArtifactStore | None = None,
     connect: Callable[[], None] | None = None,
     on_iteration: IterationCallback | None = None,
+    observer: TrainingObserver = NULL_OBSERVER,
 ) -> TrainingOutcome:
     """Train ``spec`` and register the new model version.
 
@@ -102,6 +105,8 @@ def run_training(
             runtime, once the dataset has passed the checks that need no
             cluster (default: already connected).
         on_iteration: Given each iteration's metrics by the in-process runtime.
+        observer: Gets the params, per-iteration metrics and model (tracking);
+            ``on_iteration`` defaults to its ``on_iteration``.
 
     Returns:
         The registered version, its metrics and lineage.
@@ -114,6 +119,7 @@ def run_training(
 
     framework = get_framework(spec.framework)
     runtime = choose_runtime(spec)
+    on_iteration = on_iteration or observer.on_iteration
     started = time.monotonic()
     files = inspect_dataset(spec, settings)  # bad data fails here, before any training
     with tempfile.TemporaryDirectory(prefix="rayline-train-") as tmp:
@@ -133,11 +139,15 @@ def run_training(
             trained = train_on_ray(
                 spec, framework, settings, files=files, model_path=model_path,
                 run_name=run_name, started=started, connect=connect,
+                on_iteration=on_iteration,
             )  # fmt: skip
         started = time.monotonic()
         bundle = _bundle(spec, framework.model_file, trained, run_name, workflow_run_id)
+        bundle.lineage["mlflow_run_id"] = observer.run_id
+        observer.log_run(bundle.params, bundle.lineage)
         store = store or open_store(settings=settings)
         ref, metrics = _build_and_publish(directory, store, bundle, trained)
+        observer.log_model(directory, bundle)
     outcome = _register(spec, settings, store, ref, bundle, metrics, workflow_run_id)
     log(f"evaluated, published and registered in {time.monotonic() - started:.1f} s")
     if runtime == "ray_train":
@@ -232,6 +242,7 @@ def _register(
             dataset_uri=spec.dataset,
             dataset_sha256=bundle.lineage["dataset_sha256"],
             code_version=bundle.lineage["code_version"],
+            mlflow_run_id=bundle.lineage.get("mlflow_run_id"),
         )
     except BaseException:
         # Unregistered, the published files would be an orphan nobody lists: remove them.
@@ -257,4 +268,5 @@ def _register(
         workflow_run_id=workflow_run_id,
         run_name=bundle.lineage["run_name"],
         resumed_from=bundle.lineage["resumed_from"],
+        mlflow_run_id=bundle.lineage.get("mlflow_run_id"),
     )

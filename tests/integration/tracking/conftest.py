@@ -76,3 +76,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         s3 = make_s3_client(Settings())
         if bucket in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
             delete_bucket(s3, bucket)
+
+
+# The training tests' shared Ray cluster, database and bucket: tracked runs use them too.
+from tests.integration.training.conftest import (  # noqa: E402
+    package_bucket,
+    package_pg_url,
+    training_env,
+)
+
+__all__ = ["MlflowServer", "package_bucket", "package_pg_url", "training_env"]

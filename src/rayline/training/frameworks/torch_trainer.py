@@ -28,6 +28,7 @@ from rayline.training.frameworks.base import (
     loop_config_with_shards,
     worker_shard,
 )
+from rayline.training.observer import IterationHistory
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,8 +65,11 @@ def _outputs(config: LoopConfig) -> int:
     return config.num_classes if config.task == "classification" else 1
 
 
-def _train_loop(raw: dict[str, Any]) -> None:
-    """The per-worker loop: standardised batches -> DDP model -> checkpoint every k epochs."""
+def _train_loop(raw: dict[str, Any]) -> IterationHistory:
+    """The per-worker loop: standardised batches -> DDP model -> checkpoint every k epochs.
+
+    Returns each epoch's mean training loss on this worker's shard (the loss curve).
+    """
     import ray.train
     import ray.train.torch
     import torch
@@ -86,6 +90,7 @@ def _train_loop(raw: dict[str, Any]) -> None:
     if rank == 0:
         workers = ray.train.get_context().get_world_size()
         log(f"torch: epochs {start + 1}..{params['epochs']} on {workers} workers")
+    history: IterationHistory = []
     for epoch in range(start, int(params["epochs"])):
         total, count = 0.0, 0
         for batch in shard.iter_torch_batches(
@@ -105,8 +110,10 @@ def _train_loop(raw: dict[str, Any]) -> None:
             optimizer.step()
             total, count = total + float(loss) * len(labels), count + len(labels)
         done = epoch + 1
+        history.append((done, {"train-loss": total / max(count, 1)}))
         if done % config.checkpoint_every == 0 or done == int(params["epochs"]):
             _report(model, optimizer, done, start, total / max(count, 1), config, rank)
+    return history
 
 
 class _Scaling:
@@ -307,7 +314,7 @@ class TorchFramework(Framework):
         from ray.train.torch import TorchTrainer
 
         return TorchTrainer(
-            _train_loop,
+            _train_loop,  # type: ignore[arg-type]  # rank 0's return value is Result.return_value
             train_loop_config=loop_config_with_shards(config, {"train": shards["train"]}),
             scaling_config=scaling,
             run_config=run_config,

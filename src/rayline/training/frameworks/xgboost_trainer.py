@@ -31,6 +31,7 @@ from rayline.training.frameworks.base import (
     loop_config_with_shards,
     worker_shard,
 )
+from rayline.training.observer import IterationHistory
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,8 +138,11 @@ class _Progress(xgboost.callback.TrainingCallback):
         return model
 
 
-def _train_loop(raw: dict[str, Any]) -> None:
-    """The per-worker loop: shard -> DMatrix -> train (resuming from a checkpoint)."""
+def _train_loop(raw: dict[str, Any]) -> IterationHistory:
+    """The per-worker loop: shard -> DMatrix -> train (resuming from a checkpoint).
+
+    Returns each round's train and validation metric (the run's loss curve).
+    """
     import ray.train
 
     config = LoopConfig.from_dict(raw)
@@ -159,6 +163,7 @@ def _train_loop(raw: dict[str, Any]) -> None:
     elif rank == 0:
         workers = ray.train.get_context().get_world_size()
         log(f"xgboost: training {total} rounds on {workers} workers")
+    evals_result: dict[str, dict[str, list[float]]] = {}
     xgboost.train(
         booster_params(config),
         dtrain,
@@ -167,7 +172,19 @@ def _train_loop(raw: dict[str, Any]) -> None:
         xgb_model=booster,
         callbacks=[_Checkpointer(every=config.checkpoint_every, resumed_from=done)],
         verbose_eval=False,
+        evals_result=evals_result,
     )
+    return rounds_history(evals_result, first_step=done + 1)
+
+
+def rounds_history(evals: dict[str, dict[str, list[float]]], first_step: int) -> IterationHistory:
+    """``xgboost.train``'s ``evals_result`` as ``[(round, {"train-rmse": ...}), ...]``."""
+    names = [(f"{split}-{k}", values) for split, by in evals.items() for k, values in by.items()]
+    rounds = max((len(values) for _, values in names), default=0)
+    return [
+        (first_step + i, {name: float(values[i]) for name, values in names if i < len(values)})
+        for i in range(rounds)
+    ]
 
 
 class _BoosterScorer:
@@ -213,7 +230,7 @@ class XGBoostFramework(Framework):
         from ray.train.xgboost import XGBoostTrainer
 
         return XGBoostTrainer(
-            _train_loop,
+            _train_loop,  # type: ignore[arg-type]  # rank 0's return value is Result.return_value
             train_loop_config=loop_config_with_shards(config, shards),
             scaling_config=scaling,
             run_config=run_config,
