@@ -23,9 +23,12 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "UnsafeSettingsError", "get_settings"]
+__all__ = ["SMALL_HOST_POOL", "Settings", "UnsafeSettingsError", "get_settings"]
 
 LOOPBACK = "127.0.0.1"
+# The warm pool the embedded demo and the local stack turn on: one spare of each
+# workflow cluster (an idle Ray head holds ~1 GB and some CPU on a 2-core host).
+SMALL_HOST_POOL = "training:1,serving:1"
 _DEV_TOKEN_HINT = "set RAYLINE_API_TOKEN to a long random secret (e.g. `openssl rand -hex 32`)"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from rayline.config import Settings
+from rayline.config import SMALL_HOST_POOL, Settings
 
 __all__ = ["ManagerStartError", "ensure_running", "is_answering", "pid_file", "stop"]
 
@@ -61,6 +61,8 @@ def ensure_running(settings: Settings, *, timeout: float = 90.0) -> bool:
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "rayline", "cluster-manager", "serve"],
+            # The embedded default keeps a small warm pool unless the user set one.
+            env={"RAYLINE_POOL": SMALL_HOST_POOL, **os.environ},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

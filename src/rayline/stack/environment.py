@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 
+from rayline.config import SMALL_HOST_POOL
 from rayline.orchestration.embedded import rayline_connection_environment
 from rayline.stack import addons
 from rayline.stack.config import StackConfig, StackSecrets, read_services_env, write_private
@@ -39,6 +40,7 @@ def process_environment(config: StackConfig, secrets: StackSecrets) -> dict[str,
         "RAYLINE_API_PORT": str(config.manager_port),
         "RAYLINE_CLUSTER_MANAGER_URL": config.manager_url,
         "RAYLINE_API_TOKEN": token,
+        "RAYLINE_POOL": os.environ.get("RAYLINE_POOL", SMALL_HOST_POOL),
         "DOCKER_HOST": services["DOCKER_HOST"],
         # Ray 2.60 turns token auth on when ~/.ray/auth_token exists; our probes carry none.
         "RAY_AUTH_MODE": "disabled",
