@@ -33,6 +33,7 @@ class TrainResult(BaseModel):
         workflow_run_id: The workflow run recorded as its lineage, if any.
         run_name: The training run's name (re-used to resume it).
         resumed_from: The checkpoint epoch it resumed from (0: a fresh run).
+        mlflow_run_id: The MLflow run that tracked it, when tracking was on.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -51,6 +52,7 @@ class TrainResult(BaseModel):
     workflow_run_id: int | None = None
     run_name: str
     resumed_from: int = 0
+    mlflow_run_id: str | None = None
 
 
 class DeployResult(BaseModel):

@@ -1,6 +1,6 @@
 """Tracked training jobs against the real MLflow server (Postgres store, S3 artifacts).
 
-Each job runs on the training tests' Ray cluster through ``submit_training``, so the
+Each job runs on the training tests' Ray cluster through ``JobClient``, so the
 tracking settings travel to the job the way they do in production.
 """
 
@@ -12,6 +12,7 @@ import socket
 import pytest
 from mlflow import MlflowClient
 
+from rayline.jobs.results import TrainResult
 from rayline.metadata import ModelRegistry
 from tests.integration.tracking.conftest import MlflowServer
 from tests.integration.training.conftest import TrainingEnv
@@ -43,18 +44,18 @@ def _name(prefix: str) -> str:
 
 
 def _check_version_lineage(
-    env: TrainingEnv, client: MlflowClient, name: str, result: dict[str, object]
+    env: TrainingEnv, client: MlflowClient, name: str, result: TrainResult
 ) -> str:
     """Rayline's version keeps the MLflow run; MLflow's version names Rayline's."""
-    run_id = result["mlflow_run_id"]
-    assert isinstance(run_id, str) and run_id
-    row = ModelRegistry().get_version(env.engine, name=name, version=int(str(result["version"])))
+    run_id = result.mlflow_run_id
+    assert run_id
+    row = ModelRegistry().get_version(env.engine, name=name, version=result.version)
     assert row.mlflow_run_id == run_id
     (version,) = client.search_model_versions(f"name = '{name}'")
     assert version.run_id == run_id
-    assert version.tags["rayline.version"] == str(result["version"])
-    assert version.tags["rayline.version_id"] == result["version_id"]
-    assert version.tags["rayline.artifact_uri"] == result["artifact_uri"]
+    assert version.tags["rayline.version"] == str(result.version)
+    assert version.tags["rayline.version_id"] == result.version_id
+    assert version.tags["rayline.artifact_uri"] == result.artifact_uri
     return run_id
 
 
@@ -79,8 +80,8 @@ def test_xgboost_on_two_workers_is_one_run_with_a_metric_per_round(
     assert run.info.experiment_id == client.get_experiment_by_name(experiment).experiment_id
     assert run.data.params["max_depth"] == "3" and run.data.params["workers"] == "2"
     assert run.data.tags["rayline.dataset_uri"] == "sklearn:iris"
-    assert run.data.tags["rayline.dataset_sha256"] == outcome.result["dataset_sha256"]
-    assert run.data.tags["rayline.code_version"] == outcome.result["code_version"]
+    assert run.data.tags["rayline.dataset_sha256"] == outcome.result.dataset_sha256
+    assert run.data.tags["rayline.code_version"] == outcome.result.code_version
     for metric in ("train-mlogloss", "validation-mlogloss"):
         history = client.get_metric_history(run_id, metric)
         assert sorted(m.step for m in history) == list(range(1, ROUNDS + 1)), metric
@@ -110,7 +111,7 @@ def test_sklearn_is_one_run_with_final_metrics_and_a_registered_version(
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["validation_accuracy"] == pytest.approx(
-        outcome.result["metrics"]["validation_accuracy"]
+        outcome.result.metrics["validation_accuracy"]
     )
     assert run.data.params["n_estimators"] == "10"
     import mlflow.sklearn
@@ -150,7 +151,7 @@ def test_unreachable_mlflow_trains_untracked_when_allowed(
     spec = spec_for(name, "sklearn:iris", target="target", framework="sklearn")
     outcome = run_job(training_env, spec)
     assert outcome.status == "SUCCEEDED", outcome.logs[-3000:]
-    assert outcome.result is not None and outcome.result["mlflow_run_id"] is None
+    assert outcome.result is not None and outcome.result.mlflow_run_id is None
     assert "tracking failed, run untracked" in outcome.logs
     row = ModelRegistry().get_version(training_env.engine, name=name, version=1)
     assert row.mlflow_run_id is None

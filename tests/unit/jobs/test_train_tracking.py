@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from rayline.jobs.output import read_output
+from rayline.jobs.results import TrainResult
 from rayline.jobs.train import EXIT_BAD_INPUT, EXIT_FAILED, main
 from rayline.training.errors import TrainingFailedError
-from rayline.training.outcome import ERROR_MARKER, find_marker
 
 SPEC = json.dumps(
     {
@@ -47,7 +48,21 @@ class _Outcome:
     name, version, version_id, artifact_uri = "m", 3, "v3", "file:///a/m/v3"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "version_id": self.version_id,
+            "artifact_uri": self.artifact_uri,
+            "manifest_sha256": "0" * 64,
+            "framework": "sklearn",
+            "metrics": {},
+            "params": {},
+            "dataset_uri": "sklearn:iris",
+            "dataset_sha256": "1" * 64,
+            "code_version": "test",
+            "run_name": "r",
+            "mlflow_run_id": "run-9",
+        }
 
 
 @pytest.fixture
@@ -67,9 +82,9 @@ def test_unreachable_tracking_fails_before_training(
     trained: list[object] = []
     monkeypatch.setattr("rayline.training.runner.run_training", lambda *a, **k: trained.append(a))
     assert main(["--spec", SPEC]) == EXIT_BAD_INPUT
-    error = find_marker(capsys.readouterr().out, ERROR_MARKER)
-    assert error is not None and error["error"] == "TrackingUnavailableError"
-    assert "unreachable" in error["message"] and "training did not start" in error["message"]
+    error = read_output(capsys.readouterr().out, TrainResult).error
+    assert error is not None and error.error == "TrackingUnavailableError"
+    assert "unreachable" in error.message and "training did not start" in error.message
     assert trained == []
 
 
@@ -84,7 +99,10 @@ def test_the_tracker_observes_training_then_registers_and_finishes(
     monkeypatch.setattr("rayline.training.runner.run_training", run_training)
     assert main(["--spec", SPEC]) == 0
     assert tracker.calls == ["train", "register m:3", "finish True"]
-    assert "[rayline] MLflow: fake run-9" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[rayline] MLflow: fake run-9" in out
+    result = read_output(out, TrainResult).result
+    assert result is not None and result.mlflow_run_id == "run-9"
 
 
 def test_a_failed_training_ends_the_run_as_failed(
