@@ -13,8 +13,8 @@ from rayline.clusters.schemas import ServicePublic
 from rayline.jobs.requests import DeployRequest
 from rayline.jobs.results import DeployResult
 from rayline.orchestration.exceptions import InvalidJobRequestError
-from rayline.orchestration.operators.clusters import rendered_mapping
 from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
+from rayline.orchestration.operators.rendering import rendered_mapping
 from rayline.orchestration.operators.train import BAD_INPUT_EXIT_CODES, workflow_run_id_of
 
 if TYPE_CHECKING:
