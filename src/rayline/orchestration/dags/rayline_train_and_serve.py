@@ -58,8 +58,9 @@ DAG_ID = "rayline_train_and_serve"
 
 # Exponential backoff for tasks where trying again can help (a cluster that failed
 # to start, a job whose cluster died, a manager restarting, an endpoint warming up).
-# Bad input (an invalid spec, a job's exit code 2) fails its task without retries:
-# the train and deploy operators raise AirflowFailException for it.
+# Bad input (an invalid spec, a job's exit code 2) and failures that repeat (a
+# serving image that cannot be built) fail their task without retries: the train
+# and deploy operators raise AirflowFailException for them.
 
 # Ray's job API answers a status request in milliseconds: look every second, so a
 # finished job is noticed within a second rather than half a poll interval later.

@@ -83,6 +83,9 @@ class SubmitRayJobOperator(BaseOperator):
         ``runtime_env``, they are never rendered as a template field nor logged.
     :param no_retry_exit_codes: entrypoint exit codes that mean "bad input, trying
         again cannot help": the task then fails without using its retries.
+    :param no_retry_errors: error kinds a job reports in its ``RAYLINE_ERROR`` line
+        (e.g. ``ImageBuildError``) that fail the same way every time: the task
+        then fails without using its retries.
     """
 
     template_fields: Sequence[str] = (
@@ -122,6 +125,7 @@ class SubmitRayJobOperator(BaseOperator):
         job_timeout: float | None = None,
         job_env: Callable[[], Mapping[str, str]] | None = None,
         no_retry_exit_codes: Collection[int] = (),
+        no_retry_errors: Collection[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -143,6 +147,7 @@ class SubmitRayJobOperator(BaseOperator):
         self.job_timeout = job_timeout
         self.job_env = job_env
         self.no_retry_exit_codes = frozenset(no_retry_exit_codes)
+        self.no_retry_errors = frozenset(no_retry_errors)
         self._followed: tuple[RayJobHook, str] | None = None
 
     @cached_property
@@ -342,9 +347,14 @@ class SubmitRayJobOperator(BaseOperator):
         logs = JobLogWriter(hook, submission_id, self.log, offset=offset).write(final=True)
         if status != "SUCCEEDED":
             message = failure_message(message, logs)
-            if exit_code is not None and exit_code in self.no_retry_exit_codes:
+            because = self._no_retry_reason(exit_code, logs)
+            if because is not None:
                 raise RayJobRefusedError(
-                    submission_id, status=status, message=message, exit_code=exit_code
+                    submission_id,
+                    status=status,
+                    message=message,
+                    because=because,
+                    exit_code=exit_code,
                 )
             raise RayJobFailedError(submission_id, status=status, message=message)
         parsed = read_output(logs, self.result_type).result if logs is not None else None
@@ -362,6 +372,15 @@ class SubmitRayJobOperator(BaseOperator):
                 "job_seconds": self._job_seconds(hook, submission_id),
             },
         )
+
+    def _no_retry_reason(self, exit_code: int | None, logs: str | None) -> str | None:
+        """Why a failed job must not be retried, or None when a retry may help."""
+        if exit_code is not None and exit_code in self.no_retry_exit_codes:
+            return f"exit code {exit_code} means bad input"
+        reported = read_output(logs, self.result_type).error if logs else None
+        if reported is not None and reported.error in self.no_retry_errors:
+            return f"{reported.error} fails the same way every time"
+        return None
 
     def _job_seconds(self, hook: RayJobHook, submission_id: str) -> float | None:
         """The job's run time as Ray measured it (the workflow's per-step timings show it)."""

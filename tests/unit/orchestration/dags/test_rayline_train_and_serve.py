@@ -184,6 +184,7 @@ def test_jobs_get_the_rayline_settings_outside_the_templates() -> None:
         env = task.build_job_env(context_for(FakeTI(task_id)))  # type: ignore[attr-defined]
         assert "RAYLINE_DATABASE_URL" in env
         assert task.no_retry_exit_codes == {2}  # type: ignore[attr-defined]
+    assert _task("deploy").no_retry_errors == {"ImageBuildError"}  # type: ignore[attr-defined]
 
 
 def test_deploy_fields_render_typed_from_the_serving_params() -> None:
