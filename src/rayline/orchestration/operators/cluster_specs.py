@@ -11,6 +11,9 @@ from pydantic import ValidationError as PydanticValidationError
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic
 from rayline.orchestration import ids
 from rayline.orchestration.operators.rendering import rendered_mapping
+from rayline.training.errors import InvalidSpecError
+from rayline.training.resources import training_cluster_shape
+from rayline.training.spec import load_spec
 
 __all__ = ["build_cluster_spec", "cluster_summary", "with_training_shape"]
 
@@ -73,10 +76,6 @@ def with_training_shape(
     Raises:
         AirflowFailException: the training spec is invalid (no retry can help).
     """
-    from rayline.training.errors import InvalidSpecError
-    from rayline.training.resources import training_cluster_shape
-    from rayline.training.spec import load_spec
-
     try:
         spec = load_spec(rendered_mapping(training_spec))
     except InvalidSpecError as err:
