@@ -19,13 +19,13 @@ from rich.table import Table
 
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.errors import ClusterManagerError
-from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
+from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose
 from rayline.jobs.client import JobApiError, JobClient, JobOutcome
 from rayline.jobs.requests import TrainRequest
 from rayline.jobs.results import TrainResult
 from rayline.training.errors import DatasetError, InvalidSpecError
 from rayline.training.prechecks import check_training_input
-from rayline.training.resources import cluster_name_for
+from rayline.training.resources import cluster_name_for, training_cluster_shape
 from rayline.training.spec import TrainingSpec, load_spec
 
 __all__ = ["cluster_request_for", "train"]
@@ -35,19 +35,15 @@ err_console = Console(stderr=True)
 
 
 def cluster_request_for(spec: TrainingSpec, *, ttl_seconds: int) -> ClusterCreate:
-    """A training cluster that fits the spec: one worker node per training worker.
-
-    The head keeps one CPU for the job's driver and its Ray Data reads, so the
-    training workers never wait for it.
-    """
-    return ClusterCreate(
-        name=cluster_name_for(spec),
-        purpose=Purpose.TRAINING,
-        head=ResourceSpec(cpus=1),
-        worker=ResourceSpec(cpus=spec.cpus_per_worker, gpus=int(spec.gpus_per_worker + 0.999)),
-        worker_count=spec.workers,
-        ttl_seconds=ttl_seconds,
-        labels={"rayline.model": spec.name[:63]},
+    """A training cluster that fits the spec (see `training_cluster_shape`)."""
+    return ClusterCreate.model_validate(
+        {
+            "name": cluster_name_for(spec),
+            "purpose": Purpose.TRAINING,
+            **training_cluster_shape(spec).request_fields(),
+            "ttl_seconds": ttl_seconds,
+            "labels": {"rayline.model": spec.name[:63]},
+        }
     )
 
 

@@ -49,9 +49,22 @@ class RayJobFailedError(AirflowException):
 
 
 class RayJobRefusedError(RayJobFailedError, AirflowFailException):
-    """A Ray job exited with a "bad input" code: the task fails without retrying."""
+    """A Ray job failed in a way trying again cannot change: the task fails without retrying.
 
-    def __init__(self, submission_id: str, *, status: str, message: str, exit_code: int) -> None:
+    Either its exit code means bad input, or the error it reported is one that
+    fails the same way every time (e.g. the serving image cannot be built).
+    """
+
+    def __init__(
+        self,
+        submission_id: str,
+        *,
+        status: str,
+        message: str,
+        because: str,
+        exit_code: int | None = None,
+    ) -> None:
         self.exit_code = exit_code
+        self.because = because
         super().__init__(submission_id, status=status, message=message)
-        self.args = (f"{self.args[0]}; exit code {exit_code} means bad input, so no retry",)
+        self.args = (f"{self.args[0]}; {because}, so no retry",)

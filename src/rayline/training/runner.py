@@ -33,7 +33,8 @@ from rayline.training.lineage import code_version
 from rayline.training.metrics import evaluate
 from rayline.training.observer import NULL_OBSERVER, TrainingObserver
 from rayline.training.prepare import inspect_dataset
-from rayline.training.trained import Runtime, Trained
+from rayline.training.resources import choose_runtime
+from rayline.training.trained import Trained
 
 if TYPE_CHECKING:
     from rayline.config import Settings
@@ -70,15 +71,6 @@ class TrainingOutcome:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
-
-
-def choose_runtime(spec: TrainingSpec) -> Runtime:
-    """``in_process`` for one CPU worker (every sklearn spec), else ``ray_train``.
-
-    A worker that asks for GPUs stays on Ray Train even alone: Ray places it on
-    a node that has them, while the job's driver runs wherever Ray started it.
-    """
-    return "in_process" if spec.workers == 1 and spec.gpus_per_worker == 0 else "ray_train"
 
 
 def run_training(

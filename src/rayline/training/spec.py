@@ -41,10 +41,16 @@ class TrainingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     spec_version: Literal[1] = Field(description="Format version of this document; 1.")
-    name: str = Field(description="Model name; every run registers a new version of it.")
+    # The patterns only go into the JSON schema (the validators below give the
+    # clearer message), so a form or a DAG param refuses a bad value early.
+    name: str = Field(
+        description="Model name; every run registers a new version of it.",
+        json_schema_extra={"pattern": f"^{_NAME_RE.pattern}$"},
+    )
     dataset: str = Field(
         description="s3://bucket/key.csv, file:///path/data.parquet, or sklearn:iris|"
-        "breast_cancer|diabetes|digits."
+        "breast_cancer|diabetes|digits.",
+        json_schema_extra={"pattern": "^(s3://|file://|sklearn:)"},
     )
     dataset_format: Literal["csv", "parquet"] | None = Field(
         default=None, description="Only when the dataset path's suffix does not tell."

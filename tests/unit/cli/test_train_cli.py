@@ -17,6 +17,7 @@ from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState,
 from rayline.jobs.client import JobApiError, JobOutcome
 from rayline.jobs.output import ReportedError
 from rayline.jobs.results import TrainResult
+from rayline.training.resources import check_capacity
 from rayline.training.spec import load_spec
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -166,6 +167,31 @@ def test_wrong_target_exits_2_before_any_cluster(tmp_path: Path, fake: FakeClien
     assert fake.calls == []
 
 
+def _nodes(request: ClusterCreate) -> list[dict[str, float]]:
+    """The nodes a cluster made from ``request`` has, as Ray reports them."""
+    worker = {"CPU": request.worker.cpus, "GPU": request.worker.gpus}
+    return [{"CPU": request.head.cpus, "GPU": request.head.gpus}] + [worker] * request.worker_count
+
+
 def test_cluster_request_for_gpus() -> None:
     spec = load_spec(yaml.safe_load(SPEC.replace("cpus_per_worker: 1.5", "gpus_per_worker: 0.5")))
-    assert cli.cluster_request_for(spec, ttl_seconds=60).worker.gpus == 1
+    request = cli.cluster_request_for(spec, ttl_seconds=60)
+    assert request.worker.gpus == 1
+    check_capacity(spec, _nodes(request))
+
+
+def test_cluster_request_for_four_workers_fits_them() -> None:
+    spec = load_spec(yaml.safe_load(SPEC.replace("workers: 2", "workers: 4")))
+    request = cli.cluster_request_for(spec, ttl_seconds=60)
+    assert request.worker_count == 4 and request.worker.cpus == 1.5
+    assert request.name == "train-iris" and request.ttl_seconds == 60
+    check_capacity(spec, _nodes(request))  # Ray Train places all 4 workers
+
+
+def test_cluster_request_for_one_worker_is_the_warm_pool_shape() -> None:
+    from rayline.clusters.pools import match, parse_pool_setting
+
+    one = SPEC.replace("workers: 2", "workers: 1").replace("cpus_per_worker: 1.5", "")
+    request = cli.cluster_request_for(load_spec(yaml.safe_load(one)), ttl_seconds=60)
+    assert (request.head.cpus, request.worker_count) == (2, 0)  # trains in the job's driver
+    assert match(request, parse_pool_setting("training:1")) is not None

@@ -80,11 +80,19 @@ def test_match_skips_pools_of_size_zero_and_takes_the_first_fit() -> None:
 
 
 def test_the_default_shapes_are_what_the_workflow_asks_for() -> None:
-    # The DAG's default cluster requests (head with 2 CPUs, no workers) must match.
+    # The DAG's default cluster requests (head with 2 CPUs, no workers) must match;
+    # the training cluster's shape comes from the default training spec.
+    from rayline.orchestration.operators.cluster_specs import with_training_shape
     from rayline.orchestration.params import dag_params
 
     params = dag_params()
     shapes = parse_pool_setting("training:1,serving:1")
-    for key in ("training_cluster", "serving_cluster"):
-        request = ClusterCreate.model_validate({"name": "x", **params[key].value})
+    requests = {
+        "training_cluster": with_training_shape(
+            params["training_cluster"].value, params["training"].value
+        ),
+        "serving_cluster": params["serving_cluster"].value,
+    }
+    for key, fields in requests.items():
+        request = ClusterCreate.model_validate({"name": "x", **fields})
         assert match(request, shapes) is not None, key

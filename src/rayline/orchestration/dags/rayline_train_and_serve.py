@@ -12,9 +12,13 @@ train -> create_serving_cluster (setup) -> deploy -> verify_endpoint
   starts while the model trains; ``create_serving_cluster`` takes it over (or
   requests a new one if it failed) once training succeeded. Provisioning it is
   then off the critical path (about 10 s of the run on a small host) at the
-  price of holding both clusters while training runs. The house plan's original
-  order (serving cluster requested after the training cluster is gone) costs a
-  whole provisioning; a failed training run deletes the early cluster too.
+  price of holding both clusters while training runs; requesting it only once
+  the training cluster is gone would cost a whole provisioning. A failed
+  training run deletes the early cluster too.
+- The training cluster is sized from the training spec
+  (`rayline.training.resources.training_cluster_shape`: a 4-worker spec gets a
+  cluster that places 4 workers); the ``training_cluster`` param may set its
+  ``head``, ``worker`` and ``worker_count`` instead.
 - A spec or dataset that fails the checks needing no cluster (a wrong target, say)
   fails ``check_training_input``, before any cluster is requested.
 - The training cluster is deleted by its teardown whether training succeeded or not.
@@ -26,9 +30,10 @@ train -> create_serving_cluster (setup) -> deploy -> verify_endpoint
 - Every task try is recorded in the metadata store (`rayline.orchestration.recording`);
   `record_run` closes the run record and returns it with per-step timings.
 
-Params (validated against JSON schemas before the run starts): ``training`` (the
-training spec), ``training_cluster``, ``serving`` (port, deploy arguments, a
-sample request) and ``serving_cluster``; see `rayline.orchestration.params`.
+Params (validated before the run starts against JSON schemas generated from the
+pydantic models): ``training`` (the training spec), ``training_cluster``,
+``serving`` (port, deploy arguments, a sample request) and ``serving_cluster``;
+see `rayline.orchestration.params`.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ DAG_ID = "rayline_train_and_serve"
 
 # Exponential backoff for tasks where trying again can help (a cluster that failed
 # to start, a job whose cluster died, a manager restarting, an endpoint warming up).
-# Bad input (an invalid spec, a job's exit code 2) fails its task without retries:
-# the train and deploy operators raise AirflowFailException for it.
+# Bad input (an invalid spec, a job's exit code 2) and failures that repeat (a
+# serving image that cannot be built) fail their task without retries: the train
+# and deploy operators raise AirflowFailException for them.
 
 # Ray's job API answers a status request in milliseconds: look every second, so a
 # finished job is noticed within a second rather than half a poll interval later.
@@ -122,7 +128,11 @@ with DAG(
     tags=["rayline"],
 ) as dag:
     create_training = CreateRayClusterOperator(
-        task_id="create_training_cluster", spec="{{ params.training_cluster }}", **_RETRYING
+        task_id="create_training_cluster",
+        spec="{{ params.training_cluster }}",
+        # Sized for the spec's workers unless the training_cluster param says otherwise.
+        training_spec="{{ params.training }}",
+        **_RETRYING,
     )
     train = TrainModelOperator(
         task_id="train",

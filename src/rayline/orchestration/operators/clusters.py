@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -10,7 +9,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
-from pydantic import ValidationError as PydanticValidationError
 
 from rayline.clusters.errors import (
     ClusterFailedError,
@@ -21,82 +19,17 @@ from rayline.clusters.errors import (
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState
 from rayline.orchestration import ids
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
+from rayline.orchestration.operators.cluster_specs import (
+    build_cluster_spec,
+    cluster_summary,
+    with_training_shape,
+)
 from rayline.orchestration.triggers.ray_cluster import RayClusterStateTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = [
-    "CreateRayClusterOperator",
-    "DeleteRayClusterOperator",
-    "build_cluster_spec",
-    "cluster_summary",
-    "rendered_mapping",
-]
-
-
-def build_cluster_spec(
-    raw: Mapping[str, Any] | str,
-    *,
-    key: ids.TaskKey,
-    name: str | None = None,
-    labels: Mapping[str, str] | None = None,
-) -> ClusterCreate:
-    """Turn a rendered operator argument into a validated, idempotent cluster request.
-
-    The name defaults to one derived from the task try, the request id always is
-    (so only this try of this task can ask for this cluster), and the run labels
-    are added so a teardown can find every cluster the task made.
-
-    Args:
-        raw: ClusterCreate fields as a mapping or a JSON string (templates render
-            to strings unless the DAG renders native objects).
-        key: the task try asking.
-        name: the cluster name; derived from ``key`` when None.
-        labels: labels that win over the run labels (a replacement cluster keeps
-            those of the cluster it replaces, so the same teardown finds it).
-
-    Raises:
-        AirflowException: the spec is not valid JSON or not a valid cluster request;
-            the message names the fields.
-    """
-    fields = rendered_mapping(raw)
-    merged_labels = {
-        **dict(fields.get("labels") or {}),
-        **ids.run_labels(key),
-        **dict(labels or {}),
-    }
-    try:
-        return ClusterCreate.model_validate(
-            {
-                **fields,
-                "name": name or fields.get("name") or ids.cluster_name(key),
-                "labels": merged_labels,
-                "request_id": ids.cluster_request_id(key),
-            }
-        )
-    except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise AirflowException(f"invalid cluster spec: {problems}; fix these fields") from exc
-
-
-def cluster_summary(cluster: ClusterPublic, spec: ClusterCreate | None = None) -> dict[str, Any]:
-    """The XCom value of a cluster: ids, addresses, labels and (to make a twin) its spec."""
-    summary: dict[str, Any] = {
-        "cluster_id": cluster.id,
-        "name": cluster.name,
-        "purpose": cluster.purpose.value,
-        "state": cluster.state.value,
-        "head_address": cluster.head_address,
-        "job_api_url": cluster.job_api_url,
-        "dashboard_url": cluster.dashboard_url,
-        "labels": dict(cluster.labels),
-    }
-    if spec is not None:
-        summary["spec"] = spec.model_dump(mode="json", exclude={"name", "request_id"})
-    return summary
+__all__ = ["CreateRayClusterOperator", "DeleteRayClusterOperator"]
 
 
 class CreateRayClusterOperator(BaseOperator):
@@ -115,6 +48,10 @@ class CreateRayClusterOperator(BaseOperator):
     :param spec: the cluster request, the fields of
         `rayline.clusters.schemas.ClusterCreate` (``purpose``, ``head``, ``worker``,
         ``worker_count``, ``ttl_seconds``, ``labels`` ...), as a dict or JSON. (templated)
+    :param training_spec: a training spec (`rayline.training.spec.TrainingSpec` fields)
+        the cluster is for: ``head``, ``worker`` and ``worker_count`` then default
+        to the shape it needs (`rayline.training.resources.training_cluster_shape`);
+        ``spec`` may still set them. (templated)
     :param name: the cluster name; derived from the task when None. (templated)
     :param rayline_conn_id: the Rayline connection of the Cluster Manager.
     :param wait_for_ready: wait until the cluster is READY before succeeding.
@@ -127,14 +64,15 @@ class CreateRayClusterOperator(BaseOperator):
         cluster can start while other work runs. Retries request their own.
     """
 
-    template_fields: Sequence[str] = ("spec", "name")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json"}
+    template_fields: Sequence[str] = ("spec", "training_spec", "name")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json", "training_spec": "json"}
     ui_color = "#cfe8fc"
 
     def __init__(
         self,
         *,
         spec: Mapping[str, Any] | str,
+        training_spec: Mapping[str, Any] | str | None = None,
         name: str | None = None,
         rayline_conn_id: str = ClusterManagerHook.default_conn_name,
         wait_for_ready: bool = True,
@@ -146,6 +84,7 @@ class CreateRayClusterOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self.training_spec = training_spec
         self.name = name
         self.rayline_conn_id = rayline_conn_id
         self.wait_for_ready = wait_for_ready
@@ -159,9 +98,16 @@ class CreateRayClusterOperator(BaseOperator):
         """The Cluster Manager hook of ``rayline_conn_id``."""
         return ClusterManagerHook(self.rayline_conn_id)
 
+    def build_request(self, key: ids.TaskKey) -> ClusterCreate:
+        """The validated request of this task try (see `build_cluster_spec`)."""
+        fields = self.spec
+        if self.training_spec is not None:
+            fields = with_training_shape(fields, self.training_spec)
+        return build_cluster_spec(fields, key=key, name=self.name)
+
     def execute(self, context: Context) -> dict[str, Any]:
         key = ids.TaskKey.from_context(context)
-        spec = build_cluster_spec(self.spec, key=key, name=self.name)
+        spec = self.build_request(key)
         self._delete_earlier_tries(key, context)
         cluster = self._adopted(key, context)
         if cluster is None:
@@ -199,7 +145,7 @@ class CreateRayClusterOperator(BaseOperator):
         cluster = ClusterPublic.model_validate(event["cluster"])
         self.log.info("Cluster %s is READY; job API at %s", cluster.id, cluster.job_api_url)
         # The same derivation as in execute(), so the same spec (for a replacement's twin).
-        spec = build_cluster_spec(self.spec, key=ids.TaskKey.from_context(context), name=self.name)
+        spec = self.build_request(ids.TaskKey.from_context(context))
         return cluster_summary(cluster, spec)
 
     def _wait_until_ready(self, cluster_id: str) -> ClusterPublic:
@@ -376,26 +322,3 @@ class DeleteRayClusterOperator(BaseOperator):
             dag_id=ti.dag_id, task_ids=list(self.keep_if_succeeded), run_ids=[ti.run_id]
         ).get(ti.run_id, {})
         return all(states.get(task_id) == "success" for task_id in self.keep_if_succeeded)
-
-
-def rendered_mapping(raw: object) -> dict[str, Any]:
-    """A rendered template field as a dict: a mapping, or a JSON object in a string.
-
-    DAGs pass dicts typed: ``render_template_as_native_obj=True`` renders a
-    ``{{ params.x }}`` template to the dict itself, or use ``| tojson``.
-
-    Raises:
-        AirflowException: it is neither.
-    """
-    if isinstance(raw, str):
-        text = raw
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise AirflowException(
-                f"expected a JSON object, got {text[:200]!r}: {exc}; render the template "
-                "as a native object (render_template_as_native_obj=True) or with `| tojson`"
-            ) from exc
-    if not isinstance(raw, Mapping):
-        raise AirflowException(f"expected an object (a dict), not {type(raw).__name__}")
-    return dict(raw)

@@ -13,14 +13,19 @@ from rayline.clusters.schemas import ServicePublic
 from rayline.jobs.requests import DeployRequest
 from rayline.jobs.results import DeployResult
 from rayline.orchestration.exceptions import InvalidJobRequestError
-from rayline.orchestration.operators.clusters import rendered_mapping
 from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
+from rayline.orchestration.operators.rendering import rendered_mapping
 from rayline.orchestration.operators.train import BAD_INPUT_EXIT_CODES, workflow_run_id_of
+from rayline.serving.errors import ImageBuildError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DeployModelOperator"]
+__all__ = ["DETERMINISTIC_DEPLOY_ERRORS", "DeployModelOperator"]
+
+#: Deploy job errors that fail the same way on every try: a serving image that
+#: cannot be built (its base image is missing, a pinned wheel does not exist).
+DETERMINISTIC_DEPLOY_ERRORS = (ImageBuildError.__name__,)
 
 
 class DeployModelOperator(SubmitRayJobOperator):
@@ -28,11 +33,13 @@ class DeployModelOperator(SubmitRayJobOperator):
 
     A `SubmitRayJobOperator` whose job is a `rayline.jobs.requests.DeployRequest`
     built from the typed fields below; the serving cluster's id is passed to the
-    job when known. An invalid request fails the task without retries, as does
-    the job's own "bad input" exit. Once the job succeeded, the endpoint of the
-    deployment it reported is read back from the Cluster Manager's service
-    discovery and pushed to XCom as ``endpoint_url`` (and in the returned value,
-    with ``model``, ``version``, ``service_id`` and ``deployment_id``).
+    job when known. An invalid request fails the task without retries, as do the
+    job's own "bad input" exit and the errors of `DETERMINISTIC_DEPLOY_ERRORS`
+    (an image build that failed fails again). Once the job succeeded, the
+    endpoint of the deployment it reported is read back from the Cluster
+    Manager's service discovery and pushed to XCom as ``endpoint_url`` (and in
+    the returned value, with ``model``, ``version``, ``service_id`` and
+    ``deployment_id``).
 
     :param model: the model's name. (templated)
     :param version: the version to deploy, an int (e.g. the ``version`` of the
@@ -67,11 +74,13 @@ class DeployModelOperator(SubmitRayJobOperator):
         mode: str | None = None,
         labels: Mapping[str, str] | str | None = None,
         no_retry_exit_codes: Collection[int] = BAD_INPUT_EXIT_CODES,
+        no_retry_errors: Collection[str] = DETERMINISTIC_DEPLOY_ERRORS,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             entrypoint="python -m rayline.jobs.deploy",
             no_retry_exit_codes=no_retry_exit_codes,
+            no_retry_errors=no_retry_errors,
             **kwargs,
         )
         self.model = model

@@ -2,47 +2,38 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, XComArg
-from airflow.sdk.exceptions import AirflowException
 from pydantic import BaseModel
 
-from rayline.clusters.errors import ClusterFailedError, WaitTimeoutError
-from rayline.clusters.schemas import ClusterState
 from rayline.jobs.output import AnyResult, failure_message, read_output
 from rayline.orchestration import ids
 from rayline.orchestration.exceptions import (
     RayJobApiError,
     RayJobFailedError,
-    RayJobNotFoundError,
     RayJobRefusedError,
 )
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.hooks.ray_jobs import RayJobHook, RayJobState
-from rayline.orchestration.operators.clusters import build_cluster_spec, rendered_mapping
+from rayline.orchestration.operators.job_logs import JobLogWriter, poll_until_done
+from rayline.orchestration.operators.job_submission import (
+    airflow_env_vars,
+    airflow_metadata,
+    find_job_to_follow,
+    submit_once,
+)
+from rayline.orchestration.operators.job_target import JobTarget, resolve_cluster_target
+from rayline.orchestration.operators.rendering import rendered_mapping
 from rayline.orchestration.triggers.ray_job import RayJobTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["SubmitRayJobOperator"]
-
-_ACTIVE = frozenset({"PENDING", "RUNNING"})
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where the job runs: the job API, and the Rayline cluster behind it if known."""
-
-    job_api_url: str | None
-    cluster_id: str | None
-    ray_address: str | None = None
 
 
 class SubmitRayJobOperator(BaseOperator):
@@ -92,6 +83,9 @@ class SubmitRayJobOperator(BaseOperator):
         ``runtime_env``, they are never rendered as a template field nor logged.
     :param no_retry_exit_codes: entrypoint exit codes that mean "bad input, trying
         again cannot help": the task then fails without using its retries.
+    :param no_retry_errors: error kinds a job reports in its ``RAYLINE_ERROR`` line
+        (e.g. ``ImageBuildError``) that fail the same way every time: the task
+        then fails without using its retries.
     """
 
     template_fields: Sequence[str] = (
@@ -131,6 +125,7 @@ class SubmitRayJobOperator(BaseOperator):
         job_timeout: float | None = None,
         job_env: Callable[[], Mapping[str, str]] | None = None,
         no_retry_exit_codes: Collection[int] = (),
+        no_retry_errors: Collection[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -152,6 +147,7 @@ class SubmitRayJobOperator(BaseOperator):
         self.job_timeout = job_timeout
         self.job_env = job_env
         self.no_retry_exit_codes = frozenset(no_retry_exit_codes)
+        self.no_retry_errors = frozenset(no_retry_errors)
         self._followed: tuple[RayJobHook, str] | None = None
 
     @cached_property
@@ -222,7 +218,7 @@ class SubmitRayJobOperator(BaseOperator):
         ti = context["ti"]
         cluster_id = ti.xcom_pull(task_ids=ti.task_id, key="cluster_id")
         hook = self.get_hook(event["job_api_url"])
-        target = _Target(event["job_api_url"], cluster_id)
+        target = JobTarget(event["job_api_url"], cluster_id)
         status = event.get("job_status") or "UNKNOWN"
         if event["status"] != "success" and status == "SUCCEEDED":
             status = "UNKNOWN"  # an error event never means success
@@ -245,177 +241,81 @@ class SubmitRayJobOperator(BaseOperator):
             hook.stop_job(submission_id)
 
     # ------------------------------------------------------------ cluster
-    def _resolve_target(self, context: Context, key: ids.TaskKey) -> _Target:
+    def _resolve_target(self, context: Context, key: ids.TaskKey) -> JobTarget:
         """Find the job API to submit to; replace a dead cluster when allowed."""
         if self.cluster is None:
-            return _Target(self.job_api_url or None, None)
-        given = rendered_mapping(self.cluster)
-        cluster_id = str(given["cluster_id"])
-        cluster = self.cluster_hook.get_cluster(cluster_id)
-        if cluster.state == ClusterState.READY:
-            return _Target(cluster.job_api_url, cluster.id, cluster.head_address)
-        problem = f"cluster {cluster_id} is {cluster.state.value}: {cluster.reason or 'no reason'}"
-        if not cluster.state.is_terminal() and cluster.state != ClusterState.TERMINATING:
-            self.log.info("Cluster %s is %s; waiting for READY", cluster_id, cluster.state.value)
-            try:
-                cluster = self.cluster_hook.wait_until_ready(
-                    cluster_id, timeout=self.cluster_ready_timeout
-                )
-                return _Target(cluster.job_api_url, cluster.id, cluster.head_address)
-            except (ClusterFailedError, WaitTimeoutError) as exc:
-                problem = str(exc)
-        if not self.replace_dead_cluster or not given.get("spec"):
-            raise AirflowException(
-                f"cannot run the job: {problem}; recreate the cluster (clear its setup task) "
-                "or pass a cluster XCom with a spec and replace_dead_cluster=True"
-            )
-        return self._replace_cluster(context, key, given, problem)
+            return JobTarget(self.job_api_url or None, None)
 
-    def _replace_cluster(
-        self, context: Context, key: ids.TaskKey, dead: Mapping[str, Any], problem: str
-    ) -> _Target:
-        self.log.warning("%s; requesting a replacement cluster", problem)
-        self.cluster_hook.delete_cluster(str(dead["cluster_id"]))
-        labels = {**dict(dead.get("labels") or {}), "rayline-replaces": str(dead["cluster_id"])}
-        spec = build_cluster_spec(dead["spec"], key=key, labels=labels)
-        cluster = self.cluster_hook.create_cluster(spec)
-        self.log.info(
-            "Replacement cluster %s requested (request id %s)", cluster.id, spec.request_id
+        def announce(cluster_id: str) -> None:
+            # Pushed at once: execute_complete and the teardown look for it there.
+            context["ti"].xcom_push(key="cluster_id", value=cluster_id)
+
+        return resolve_cluster_target(
+            self.cluster_hook,
+            rendered_mapping(self.cluster),
+            key=key,
+            log=self.log,
+            ready_timeout=self.cluster_ready_timeout,
+            replace_dead=self.replace_dead_cluster,
+            on_replacement=announce,
         )
-        context["ti"].xcom_push(key="cluster_id", value=cluster.id)
-        try:
-            cluster = self.cluster_hook.wait_until_ready(
-                cluster.id, timeout=self.cluster_ready_timeout
-            )
-        except (ClusterFailedError, WaitTimeoutError) as exc:
-            # Labelled like the original, so the teardown deletes it; say so.
-            raise AirflowException(
-                f"replacement cluster {cluster.id} did not become READY: {exc}"
-            ) from exc
-        self.log.info(
-            "Replacement cluster %s is READY; job API at %s", cluster.id, cluster.job_api_url
-        )
-        return _Target(cluster.job_api_url, cluster.id, cluster.head_address)
 
     # ------------------------------------------------------------ job
     def _find_or_submit(
-        self, context: Context, hook: RayJobHook, key: ids.TaskKey, target: _Target
+        self, context: Context, hook: RayJobHook, key: ids.TaskKey, target: JobTarget
     ) -> tuple[str, RayJobState | None]:
         """Return this try's job, an earlier try's job worth following, or a new job."""
-        submission_id = ids.submission_id(key)
-        state = hook.get_job_state(submission_id)
+        submission_id, state = find_job_to_follow(hook, key, log=self.log)
         if state is not None:
-            self.log.info(
-                "Ray job %s exists already (%s); following it", submission_id, state.status
-            )
             return submission_id, state
-        for try_number in range(key.try_number - 1, 0, -1):
-            earlier = ids.submission_id(key.with_try(try_number))
-            state = hook.get_job_state(earlier)
-            if state is None:
-                continue
-            if state.status in _ACTIVE or state.succeeded:
-                self.log.info(
-                    "Ray job %s of try %d is %s; following it instead of submitting again",
-                    earlier,
-                    try_number,
-                    state.status,
-                )
-                return earlier, state
-            self.log.info("Ray job %s of try %d ended %s", earlier, try_number, state.status)
-            break
-        self._submit(context, hook, key, submission_id, target)
-        return submission_id, None
-
-    def _submit(
-        self,
-        context: Context,
-        hook: RayJobHook,
-        key: ids.TaskKey,
-        submission_id: str,
-        target: _Target,
-    ) -> None:
         entrypoint = self.build_entrypoint(context, cluster_id=target.cluster_id)
         self.log.info("Submitting Ray job %s to %s: %s", submission_id, hook.address, entrypoint)
-        try:
-            hook.submit_job(
-                submission_id=submission_id,
-                entrypoint=entrypoint,
-                runtime_env=self._runtime_env(context, key, target, hook.address),
-                metadata=self._metadata(key),
-                entrypoint_num_cpus=self.entrypoint_num_cpus,
-                entrypoint_resources=dict(self.entrypoint_resources or {}) or None,
-            )
-        except RayJobApiError:
-            # The submit may have reached Ray with its answer lost: then the job exists.
-            if hook.get_job_state(submission_id) is None:
-                raise
-            self.log.info("Ray job %s was submitted after all", submission_id)
+        submit_once(
+            hook,
+            submission_id=submission_id,
+            log=self.log,
+            entrypoint=entrypoint,
+            runtime_env=self._runtime_env(context, key, target, hook.address),
+            metadata={**airflow_metadata(key), **self._given_metadata()},
+            entrypoint_num_cpus=self.entrypoint_num_cpus,
+            entrypoint_resources=dict(self.entrypoint_resources or {}) or None,
+        )
+        return submission_id, None
 
     def _runtime_env(
-        self, context: Context, key: ids.TaskKey, target: _Target, job_api_url: str
+        self, context: Context, key: ids.TaskKey, target: JobTarget, job_api_url: str
     ) -> dict[str, Any]:
         """The runtime env: Airflow's context variables so the job knows its run, and
         ``RAY_ADDRESS`` so the job's actors find their own cluster (see `rayline.jobs.env`).
         """
         env = dict(rendered_mapping(self.runtime_env) if self.runtime_env else {})
         env["env_vars"] = {
-            "AIRFLOW_CTX_DAG_ID": key.dag_id,
-            "AIRFLOW_CTX_DAG_RUN_ID": key.run_id,
-            "AIRFLOW_CTX_TASK_ID": key.task_id,
-            "AIRFLOW_CTX_TRY_NUMBER": str(key.try_number),
+            **airflow_env_vars(key),
             "RAY_ADDRESS": target.ray_address or job_api_url,
             **dict(self.build_job_env(context)),
             **dict(env.get("env_vars") or {}),
         }
         return env
 
-    def _metadata(self, key: ids.TaskKey) -> dict[str, str]:
-        given = {
-            str(k): str(v)
-            for k, v in (rendered_mapping(self.metadata) if self.metadata else {}).items()
-        }
-        return {
-            "airflow_dag_id": key.dag_id,
-            "airflow_run_id": key.run_id,
-            "airflow_task_id": key.task_id,
-            "airflow_try_number": str(key.try_number),
-            **given,
-        }
+    def _given_metadata(self) -> dict[str, str]:
+        given = rendered_mapping(self.metadata) if self.metadata else {}
+        return {str(k): str(v) for k, v in given.items()}
 
     def _follow(
-        self, context: Context, hook: RayJobHook, submission_id: str, target: _Target
+        self, context: Context, hook: RayJobHook, submission_id: str, target: JobTarget
     ) -> dict[str, Any]:
         """Poll on the worker until the job ends, writing its log as it comes."""
         self._followed = (hook, submission_id)
-        deadline = time.monotonic() + self.job_timeout if self.job_timeout else None
-        offset = 0
-        unreachable_since: float | None = None
-        while True:
-            try:
-                state = hook.get_job_state(submission_id)
-            except RayJobApiError as exc:
-                now = time.monotonic()
-                unreachable_since = unreachable_since or now
-                if now - unreachable_since >= self.unreachable_timeout:
-                    raise
-                self.log.warning("Ray job %s: %s; retrying", submission_id, exc)
-                time.sleep(self.poll_interval)
-                continue
-            unreachable_since = None
-            if state is None:
-                raise RayJobNotFoundError(submission_id, hook.address)
-            if state.is_terminal:
-                break
-            if self.stream_logs:
-                offset, _ = self._write_logs(hook, submission_id, offset, final=False)
-            if deadline is not None and time.monotonic() >= deadline:
-                hook.stop_job(submission_id)
-                raise AirflowException(
-                    f"Ray job {submission_id} ran longer than {self.job_timeout:g} s and was "
-                    "stopped; raise job_timeout if it needs longer"
-                )
-            time.sleep(self.poll_interval)
+        writer = JobLogWriter(hook, submission_id, self.log)
+        state = poll_until_done(
+            hook,
+            submission_id,
+            log=self.log,
+            poll_interval=self.poll_interval,
+            unreachable_timeout=self.unreachable_timeout,
+            job_timeout=self.job_timeout,
+            writer=writer if self.stream_logs else None,
+        )
         self._followed = None
         message = state.message
         if state.driver_exit_code is not None and not state.succeeded:
@@ -427,7 +327,7 @@ class SubmitRayJobOperator(BaseOperator):
             target,
             state.status,
             message,
-            offset,
+            writer.offset,
             exit_code=state.driver_exit_code,
         )
 
@@ -436,7 +336,7 @@ class SubmitRayJobOperator(BaseOperator):
         context: Context,
         hook: RayJobHook,
         submission_id: str,
-        target: _Target,
+        target: JobTarget,
         status: str,
         message: str,
         offset: int,
@@ -444,12 +344,17 @@ class SubmitRayJobOperator(BaseOperator):
         exit_code: int | None = None,
     ) -> dict[str, Any]:
         """Write what is left of the log, check the status, build the XCom value."""
-        _, logs = self._write_logs(hook, submission_id, offset, final=True)
+        logs = JobLogWriter(hook, submission_id, self.log, offset=offset).write(final=True)
         if status != "SUCCEEDED":
             message = failure_message(message, logs)
-            if exit_code is not None and exit_code in self.no_retry_exit_codes:
+            because = self._no_retry_reason(exit_code, logs)
+            if because is not None:
                 raise RayJobRefusedError(
-                    submission_id, status=status, message=message, exit_code=exit_code
+                    submission_id,
+                    status=status,
+                    message=message,
+                    because=because,
+                    exit_code=exit_code,
                 )
             raise RayJobFailedError(submission_id, status=status, message=message)
         parsed = read_output(logs, self.result_type).result if logs is not None else None
@@ -468,29 +373,19 @@ class SubmitRayJobOperator(BaseOperator):
             },
         )
 
+    def _no_retry_reason(self, exit_code: int | None, logs: str | None) -> str | None:
+        """Why a failed job must not be retried, or None when a retry may help."""
+        if exit_code is not None and exit_code in self.no_retry_exit_codes:
+            return f"exit code {exit_code} means bad input"
+        reported = read_output(logs, self.result_type).error if logs else None
+        if reported is not None and reported.error in self.no_retry_errors:
+            return f"{reported.error} fails the same way every time"
+        return None
+
     def _job_seconds(self, hook: RayJobHook, submission_id: str) -> float | None:
-        """The job's run time as Ray measured it (for the platform-overhead figures)."""
+        """The job's run time as Ray measured it (the workflow's per-step timings show it)."""
         try:
             state = hook.get_job_state(submission_id)
         except RayJobApiError:
             return None
         return state.seconds if state is not None else None
-
-    def _write_logs(
-        self, hook: RayJobHook, submission_id: str, offset: int, *, final: bool
-    ) -> tuple[int, str | None]:
-        """Write the job's log lines from ``offset`` to the task log.
-
-        Returns:
-            The new offset, and the whole log (None when it could not be read).
-        """
-        try:
-            logs = hook.get_job_logs(submission_id)
-        except RayJobApiError as exc:
-            # Logs are a courtesy here; the job's status decides the task's fate.
-            self.log.warning("Cannot read the log of Ray job %s: %s", submission_id, exc)
-            return offset, None
-        end = len(logs) if final else logs.rfind("\n", offset) + 1
-        for line in logs[offset:end].splitlines():
-            self.log.info("[ray job] %s", line)
-        return max(offset, end), logs

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from rayline.jobs.requests import TrainRequest
 from rayline.jobs.results import TrainResult
 from rayline.orchestration.exceptions import InvalidJobRequestError
-from rayline.orchestration.operators.clusters import rendered_mapping
 from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
+from rayline.orchestration.operators.rendering import rendered_mapping
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from rayline.clusters.schemas import ClusterPublic, ClusterState
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
-from rayline.orchestration.operators.clusters import cluster_summary
+from rayline.orchestration.operators.cluster_specs import cluster_summary
 from rayline.orchestration.triggers.ray_cluster import RayClusterStateTrigger
 
 if TYPE_CHECKING:

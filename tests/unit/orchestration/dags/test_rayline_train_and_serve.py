@@ -10,11 +10,15 @@ import pytest
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import ParamValidationError
 
+from rayline.clusters.pools import match, parse_pool_setting
+from rayline.clusters.schemas import ClusterCreate
 from rayline.jobs.requests import TrainRequest
-from rayline.orchestration import recording
+from rayline.orchestration import ids, recording
 from rayline.orchestration.dags import rayline_train_and_serve as module
+from rayline.orchestration.operators.clusters import CreateRayClusterOperator
 from rayline.orchestration.operators.train import TrainModelOperator
 from rayline.orchestration.params import DEFAULT_SERVING, DEFAULT_TRAINING
+from rayline.training.resources import check_capacity
 from rayline.training.spec import load_spec
 from tests.unit.orchestration.fakes import FakeTI, context_for
 
@@ -143,7 +147,7 @@ def test_default_params_are_valid() -> None:
         ("training_cluster", {"purpose": "serving"}),
         ("training_cluster", {"purpose": "training", "worker_count": -1}),
         ("training_cluster", {"purpose": "training", "head": {"cpu": 1}}),
-        ("serving", {**DEFAULT_SERVING, "port": 80}),
+        ("serving", {**DEFAULT_SERVING, "port": 0}),
         ("serving", {**DEFAULT_SERVING, "spec": {"replicas": 2}}),
         ("serving", {"deploy_args": []}),
         ("serving", {**DEFAULT_SERVING, "mode": "k8s"}),
@@ -180,6 +184,7 @@ def test_jobs_get_the_rayline_settings_outside_the_templates() -> None:
         env = task.build_job_env(context_for(FakeTI(task_id)))  # type: ignore[attr-defined]
         assert "RAYLINE_DATABASE_URL" in env
         assert task.no_retry_exit_codes == {2}  # type: ignore[attr-defined]
+    assert _task("deploy").no_retry_errors == {"ImageBuildError"}  # type: ignore[attr-defined]
 
 
 def test_deploy_fields_render_typed_from_the_serving_params() -> None:
@@ -208,19 +213,32 @@ def test_deploy_takes_the_version_the_training_job_reported() -> None:
     assert rendered == 4 and isinstance(rendered, int)
 
 
-def test_param_schemas_name_the_same_fields_as_the_specs_they_mirror() -> None:
-    from rayline.clusters.schemas import ClusterCreate
-    from rayline.serving.spec import ServingSpec
-    from rayline.training.spec import TrainingSpec
+def _training_cluster_request(training: dict[str, Any]) -> ClusterCreate:
+    create = _task("create_training_cluster")
+    assert isinstance(create, CreateRayClusterOperator)
+    context = {
+        "params": {"training": training, "training_cluster": _validated()["training_cluster"]}
+    }
+    rendered = copy.copy(create)
+    rendered.spec = _render(create.spec, context)  # type: ignore[arg-type]
+    rendered.training_spec = _render(create.training_spec, context)  # type: ignore[arg-type]
+    key = ids.TaskKey.from_context(context_for(FakeTI("create_training_cluster")))
+    return rendered.build_request(key)
 
-    def fields(name: str) -> set[str]:
-        return set(dag.params.get_param(name).schema["properties"])
 
-    assert fields("training") == set(TrainingSpec.model_fields)
-    assert fields("serving_cluster") == set(ClusterCreate.model_fields) - {"name", "request_id"}
-    assert fields("training_cluster") == fields("serving_cluster")
-    serving_spec = dag.params.get_param("serving").schema["properties"]["spec"]["properties"]
-    assert set(serving_spec) == set(ServingSpec.model_fields)
+def test_the_training_cluster_fits_the_workers_of_the_training_param() -> None:
+    training = {**DEFAULT_TRAINING, "framework": "xgboost", "workers": 4}
+    assert _validated(training=training)["training"]["workers"] == 4
+    request = _training_cluster_request(training)
+    worker = {"CPU": request.worker.cpus, "GPU": request.worker.gpus}
+    nodes = [{"CPU": request.head.cpus, "GPU": 0}] + [worker] * request.worker_count
+    assert request.worker_count == 4
+    check_capacity(load_spec(training), nodes)  # Ray Train places all 4 workers
+
+
+def test_the_default_training_cluster_is_the_warm_pools_shape() -> None:
+    request = _training_cluster_request(DEFAULT_TRAINING)
+    assert match(request, parse_pool_setting("training:1")) is not None
 
 
 def test_a_wrong_target_fails_the_check_before_any_cluster(

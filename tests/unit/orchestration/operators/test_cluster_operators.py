@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from rayline.clusters.schemas import ClusterState
+from rayline.clusters.schemas import ClusterCreate, ClusterState
 from rayline.orchestration import ids
 from rayline.orchestration.operators.clusters import (
     CreateRayClusterOperator,
     DeleteRayClusterOperator,
-    build_cluster_spec,
 )
+from rayline.orchestration.params import DEFAULT_TRAINING
 from rayline.orchestration.triggers.ray_cluster import RayClusterStateTrigger
+from rayline.training.resources import check_capacity
+from rayline.training.spec import load_spec
 from tests.unit.orchestration.fakes import (
     DAG_ID,
     RUN_ID,
@@ -23,6 +25,7 @@ from tests.unit.orchestration.fakes import (
 )
 
 SPEC = {"purpose": "training", "head": {"cpus": 1}, "ttl_seconds": 600}
+TRAINING = {**DEFAULT_TRAINING, "framework": "xgboost", "workers": 4, "cpus_per_worker": 2}
 
 
 def _create(fake: FakeClusterManagerHook, **kwargs: object) -> CreateRayClusterOperator:
@@ -36,7 +39,7 @@ def _key(task_id: str = "create_cluster", try_number: int = 1) -> ids.TaskKey:
 
 
 def test_template_fields_are_declared() -> None:
-    assert CreateRayClusterOperator.template_fields == ("spec", "name")
+    assert CreateRayClusterOperator.template_fields == ("spec", "training_spec", "name")
     assert DeleteRayClusterOperator.template_fields == ("cluster_id",)
 
 
@@ -147,6 +150,44 @@ def test_execute_complete_error_deletes_the_cluster_and_raises() -> None:
     assert fake.deleted == ["rc-7"]
 
 
+def _nodes(request: ClusterCreate) -> list[dict[str, float]]:
+    """The nodes a cluster made from ``request`` has, as Ray reports them."""
+    worker = {"CPU": request.worker.cpus, "GPU": request.worker.gpus}
+    return [{"CPU": request.head.cpus, "GPU": request.head.gpus}] + [worker] * request.worker_count
+
+
+def test_a_training_cluster_fits_the_workers_of_its_training_spec() -> None:
+    fake = FakeClusterManagerHook()
+    op = _create(fake, spec={"purpose": "training", "ttl_seconds": 600}, training_spec=TRAINING)
+
+    result = op.execute(context_for(FakeTI("create_cluster")))
+
+    (request,) = fake.specs
+    assert request.worker_count == 4 and request.worker.cpus == 2
+    check_capacity(load_spec(TRAINING), _nodes(request))  # Ray Train places all 4 workers
+    # A replacement made from the XCom has the same shape.
+    assert result["spec"]["worker_count"] == 4
+    event = {"status": "success", "message": "", "cluster_id": "rc-1"}
+    event["cluster"] = make_cluster("rc-1").model_dump(mode="json")
+    again = op.execute_complete(context_for(FakeTI("create_cluster")), event)
+    assert again["spec"] == result["spec"]
+
+
+def test_a_training_cluster_spec_may_set_the_shape_itself() -> None:
+    fake = FakeClusterManagerHook()
+    spec = {"purpose": "training", "worker_count": 8, "worker": {"cpus": 1}}
+    _create(fake, spec=spec, training_spec=TRAINING).execute(context_for(FakeTI("create_cluster")))
+    assert fake.specs[0].worker_count == 8 and fake.specs[0].head.cpus == 1
+
+
+def test_an_invalid_training_spec_fails_the_cluster_task_without_retries() -> None:
+    fake = FakeClusterManagerHook()
+    op = _create(fake, training_spec={**TRAINING, "framework": "sklearn"})  # 4 sklearn workers
+    with pytest.raises(AirflowFailException, match="sklearn trains on one worker"):
+        op.execute(context_for(FakeTI("create_cluster")))
+    assert fake.specs == []
+
+
 def _adopting(fake: FakeClusterManagerHook) -> CreateRayClusterOperator:
     return _create(fake, adopt_from="request_cluster")
 
@@ -193,12 +234,6 @@ def test_a_retry_of_an_adopting_task_deletes_the_early_cluster_and_requests_its_
     assert "rc-early" in fake.deleted
     assert result["cluster_id"] != "rc-early"
     assert fake.specs[-1].request_id.endswith("-t2")
-
-
-def test_build_cluster_spec_lets_given_labels_win() -> None:
-    spec = build_cluster_spec(SPEC, key=_key("train"), labels={ids.LABEL_TASK: "create_cluster"})
-    assert spec.labels[ids.LABEL_TASK] == "create_cluster"
-    assert spec.request_id == ids.cluster_request_id(_key("train"))
 
 
 # ------------------------------------------------------------------ delete

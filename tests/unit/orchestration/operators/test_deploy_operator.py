@@ -12,7 +12,7 @@ from rayline.clusters.schemas import ServicePublic
 from rayline.jobs.requests import DeployRequest
 from rayline.jobs.results import DeployResult
 from rayline.orchestration import recording
-from rayline.orchestration.exceptions import InvalidJobRequestError
+from rayline.orchestration.exceptions import InvalidJobRequestError, RayJobFailedError
 from rayline.orchestration.operators.deploy import DeployModelOperator
 from rayline.serving.spec import ServingSpec
 from tests.unit.orchestration.fakes import NOW, FakeClusterManagerHook, FakeTI, context_for
@@ -145,3 +145,37 @@ def test_no_registered_endpoint_fails_the_task() -> None:
         op.job_succeeded(context_for(FakeTI("deploy")), outcome)
     with pytest.raises(AirflowException, match="printed no RAYLINE_RESULT"):
         op.job_succeeded(context_for(FakeTI("deploy")), {"submission_id": "j", "result": None})
+
+
+def _failed_deploy(error: str) -> Exception:
+    """Finish a deploy job that failed (exit 1) after reporting ``error``."""
+    from rayline.jobs.output import error_line
+    from tests.unit.orchestration.fakes import FakeRayJobHook
+
+    api = FakeRayJobHook()
+    api.add("sub-1", "FAILED", logs=f"building\n(pid=9) {error_line(error, 'it broke')}\n")
+    op = _operator()
+    op.get_hook = lambda url: api  # type: ignore[assignment,method-assign,return-value]
+    event = {
+        "status": "error",
+        "message": "Job entrypoint command failed with exit code 1",
+        "submission_id": "sub-1",
+        "job_api_url": api.address,
+        "job_status": "FAILED",
+        "exit_code": 1,
+    }
+    with pytest.raises(RayJobFailedError) as failed:
+        op.execute_complete(context_for(FakeTI("deploy")), event)
+    return failed.value
+
+
+def test_an_image_build_failure_fails_the_task_without_retries() -> None:
+    failed = _failed_deploy("ImageBuildError")
+    assert isinstance(failed, AirflowFailException)  # building again fails the same way
+    assert "the job said: ImageBuildError: it broke" in str(failed)
+    assert "ImageBuildError fails the same way every time, so no retry" in str(failed)
+
+
+def test_a_deployment_that_failed_otherwise_may_be_retried() -> None:
+    failed = _failed_deploy("DeploymentFailedError")
+    assert not isinstance(failed, AirflowFailException)

@@ -11,7 +11,7 @@ from rayline.clusters.schemas import ClusterState
 from rayline.orchestration import ids
 from rayline.orchestration.exceptions import RayJobApiError, RayJobFailedError
 from rayline.orchestration.hooks.ray_jobs import RayJobState
-from rayline.orchestration.operators.clusters import cluster_summary
+from rayline.orchestration.operators.cluster_specs import cluster_summary
 from rayline.orchestration.operators.ray_job import SubmitRayJobOperator
 from rayline.orchestration.triggers.ray_job import RayJobTrigger
 from tests.unit.orchestration.fakes import (
