@@ -437,7 +437,7 @@ def main(
     from rayline.clusters.schemas import ClusterCreate, Purpose, ResourceSpec
     from rayline.metadata import ModelRegistry, create_engine_for
     from rayline.serving.spec import ServingSpec
-    from rayline.storage import open_store
+    from rayline.storage import open_store, publish_version
 
     workdir = Path(tempfile.mkdtemp(prefix="rayline-bench-serving-"))
     results: dict[str, list[Load]] = {"a": [], "b": [], "c": []}
@@ -446,7 +446,7 @@ def main(
         make_model(model_dir)
         with manager(workdir) as (client, settings):
             engine = create_engine_for(settings.database_url)
-            ref = open_store(settings.artifact_uri, settings).publish_version(MODEL, model_dir)
+            ref = publish_version(open_store(settings.artifact_uri, settings), MODEL, model_dir)
             ModelRegistry().register_version(
                 engine,
                 name=MODEL,

@@ -130,11 +130,12 @@ class ModelServer:
     def _model_dir(self, source: dict[str, str]) -> Path:
         if "dir" in source:
             return Path(source["dir"])
-        from rayline.storage import open_store
+        from rayline.storage import fetch_version, open_store
 
         self._tmp = tempfile.TemporaryDirectory(prefix="rayline-serve-")
         target = Path(self._tmp.name, "model")
-        open_store(source["store_uri"]).fetch_version(
+        fetch_version(
+            open_store(source["store_uri"]),
             self._served.name,
             self._served.version_id,
             target,

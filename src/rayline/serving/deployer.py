@@ -48,7 +48,7 @@ from rayline.serving.errors import DeploymentFailedError, ServingError
 from rayline.serving.model import ServedModel, load_predictor
 from rayline.serving.runtimes import ServingRuntime, StartRequest, choose_mode, get_runtime
 from rayline.serving.spec import ModelRef, ServingSpec, parse_model_ref
-from rayline.storage import StorageError, open_store
+from rayline.storage import StorageError, fetch_version, open_store
 
 if TYPE_CHECKING:
     from rayline.clusters.client import ClusterManagerClient
@@ -302,8 +302,12 @@ class Deployer:
             f"fetching {store_uri}/{served.name}/{served.version_id} and verifying sha256"
         )
         try:
-            open_store(store_uri, self.settings).fetch_version(
-                served.name, served.version_id, target, expected_manifest_sha256=served.sha256
+            fetch_version(
+                open_store(store_uri, self.settings),
+                served.name,
+                served.version_id,
+                target,
+                expected_manifest_sha256=served.sha256,
             )
         except StorageError as err:
             raise DeploymentFailedError(

@@ -300,10 +300,12 @@ def load_model(
         ChecksumMismatchError: A file differs from the manifest (nothing is loaded).
         ModelLoadError: The files are there but cannot be loaded.
     """
+    from rayline.storage import fetch_version
+
     with tempfile.TemporaryDirectory(prefix="rayline-model-") as tmp:
         target = Path(tmp, "version")
-        store.fetch_version(
-            name, version, target, expected_manifest_sha256=expected_manifest_sha256
+        fetch_version(
+            store, name, version, target, expected_manifest_sha256=expected_manifest_sha256
         )
         return load_model_dir(target, version_id=version)
 

@@ -189,6 +189,8 @@ def _build_and_publish(
     directory: Path, store: ArtifactStore, bundle: ModelBundle, trained: Trained
 ) -> tuple[VersionRef, dict[str, float]]:
     """Write the version's files beside the model, score them with the real loader, publish."""
+    from rayline.storage import publish_version
+
     write_artifacts(directory, bundle)
     predictor = load_model_dir(directory)  # the same code path serving will use
     metrics: dict[str, float] = {}
@@ -201,7 +203,7 @@ def _build_and_publish(
     rows = example[bundle.signature.feature_names].to_dict(orient="records")
     write_input_example(directory, rows, predictor.predict(rows))
     metadata = {"framework": bundle.framework, "task": bundle.signature.task, **bundle.lineage}
-    return store.publish_version(bundle.name, directory, metadata=metadata), metrics
+    return publish_version(store, bundle.name, directory, metadata=metadata), metrics
 
 
 def _register(

@@ -21,7 +21,7 @@ from rayline.serving import records
 from rayline.serving.deployer import Deployer, split_artifact_uri
 from rayline.serving.errors import DeploymentFailedError, DeploymentNotFoundError, ServingError
 from rayline.serving.health import check_deployments
-from rayline.storage import ArtifactStore
+from rayline.storage import ArtifactStore, publish_version
 from tests.unit.serving.fakes import FakeManager, FakeRuntime
 from tests.unit.serving.model_factory import publish_iris
 
@@ -156,7 +156,7 @@ def test_a_version_that_cannot_be_loaded_is_refused_before_anything_starts(
     first = deployer.deploy(publish_iris(store, engine, tmp_path, variant=0)[0].model_name)
     broken = publish_iris(store, engine, tmp_path, variant=1)[2].directory
     (broken / "model.pkl").write_bytes(b"this is not a pickle")
-    ref = store.publish_version("iris", broken)  # its checksums match the broken file
+    ref = publish_version(store, "iris", broken)  # its checksums match the broken file
     ModelRegistry().register_version(
         engine, name="iris", artifact_uri=ref.uri, sha256=ref.manifest_sha256
     )
