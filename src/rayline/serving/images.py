@@ -105,7 +105,7 @@ COPY model {_APP_ROOT}/model
 COPY serving.json {_APP_ROOT}/serving.json
 ENV PYTHONPATH={_APP_ROOT}/lib PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 # Fail the build, not the first start, when the base lacks something we import.
-RUN python -c "import rayline.serving.container, rayline.serving.app, rayline.training.artifacts"
+RUN python -c "import rayline.serving.container, rayline.serving.app, rayline.models"
 CMD ["python", "-m", "rayline.serving.container", "--config", "{_APP_ROOT}/serving.json"]
 """
 

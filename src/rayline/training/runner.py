@@ -21,12 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rayline.training.artifacts import (
-    ModelBundle,
-    load_model_dir,
-    write_artifacts,
-    write_input_example,
-)
+from rayline.models import load_model_dir
+from rayline.training.artifacts import ModelBundle, write_artifacts, write_input_example
 from rayline.training.frameworks import get_framework
 from rayline.training.frameworks.base import IterationCallback, log
 from rayline.training.lineage import code_version

@@ -20,8 +20,8 @@ from ray.util.state import list_actors
 from rayline.jobs.client import JobOutcome
 from rayline.jobs.results import TrainResult
 from rayline.metadata import ModelRegistry, start_run
+from rayline.models import load_registered_model
 from rayline.storage import open_store, open_version
-from rayline.training.artifacts import load_registered_model
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import classification_frame, to_csv
 from tests.integration.training.helpers import run_job, spec_for

@@ -18,8 +18,9 @@ from sklearn.datasets import load_iris
 from sqlalchemy import Engine
 
 from rayline.metadata import ModelRegistry, ModelVersion
+from rayline.models import Predictor, load_model_dir
 from rayline.storage import ArtifactStore, VersionRef, publish_version
-from rayline.training.artifacts import ModelBundle, Predictor, load_model_dir, write_artifacts
+from rayline.training.artifacts import ModelBundle, write_artifacts
 from rayline.training.frameworks import LoopConfig
 from rayline.training.signature import Feature, Signature
 

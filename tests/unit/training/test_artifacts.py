@@ -12,9 +12,10 @@ import xgboost
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestRegressor
 
+from rayline.models import load_model, load_model_dir
 from rayline.storage import ChecksumMismatchError, publish_version
 from rayline.storage.file_store import FileArtifactStore
-from rayline.training.artifacts import ModelBundle, load_model, load_model_dir, write_artifacts
+from rayline.training.artifacts import ModelBundle, write_artifacts
 from rayline.training.errors import InvalidInputError, ModelLoadError
 from rayline.training.frameworks import LoopConfig
 from rayline.training.frameworks.xgboost_trainer import booster_params
