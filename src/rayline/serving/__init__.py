@@ -4,7 +4,9 @@ The pieces, each in its own module:
 
 - :mod:`~rayline.serving.app`: the Ray Serve application (HTTP API, validation,
   dynamic batching, Prometheus metrics);
-- :mod:`~rayline.serving.images`: the base image and model images, built offline;
+- :mod:`~rayline.serving.base_image`, :mod:`~rayline.serving.model_image`: the base
+  image and one image per model version, built offline (wheels from
+  :mod:`~rayline.serving.wheelhouse`, Docker calls in :mod:`~rayline.serving.image_build`);
 - :mod:`~rayline.serving.container`: what runs inside a model container;
 - :mod:`~rayline.serving.runtimes`: Docker and Ray Serve, behind one interface;
 - :mod:`~rayline.serving.deployer`: deploy, update without downtime, roll back, delete;
