@@ -18,8 +18,8 @@ from rayline.metadata import (
     ModelVersionNotFoundError,
 )
 from rayline.serving import records
-from rayline.serving.deployer import Deployer, split_artifact_uri
-from rayline.serving.errors import DeploymentFailedError, DeploymentNotFoundError, ServingError
+from rayline.serving.deployer import Deployer
+from rayline.serving.errors import DeploymentFailedError, DeploymentNotFoundError
 from rayline.serving.health import check_deployments
 from rayline.storage import ArtifactStore, publish_version
 from tests.unit.serving.fakes import FakeManager, FakeRuntime
@@ -272,10 +272,3 @@ def test_health_check_fails_dead_deployments_and_withdraws_them(
     assert "killed by the test" in (records.get_deployment(engine, doomed.id).error or "")
     assert manager.list_services("iris").data == []
     assert records.get_deployment(engine, healthy.id).status == DeploymentStatus.LIVE
-
-
-def test_split_artifact_uri() -> None:
-    assert split_artifact_uri("s3://b/p/iris/v1", "iris") == ("s3://b/p", "v1")
-    assert split_artifact_uri("file:///d/iris/v1/", "iris") == ("file:///d", "v1")
-    with pytest.raises(ServingError, match="is not <store>/iris/<version id>"):
-        split_artifact_uri("s3://b/other/v1", "iris")
