@@ -332,8 +332,8 @@ def manager(workdir: Path) -> Iterator[tuple[Any, Any]]:
 
 def base_image_report(settings: Any) -> str:
     """Build the serving base image if it is missing (timed), else note its reuse."""
+    from rayline.serving.base_image import build_base_image
     from rayline.serving.docker_engine import docker_client
-    from rayline.serving.images import build_base_image
 
     started = time.monotonic()
     built = build_base_image(settings, docker_client(timeout=3600))
@@ -349,10 +349,11 @@ def base_image_report(settings: Any) -> str:
 
 def image_build_times(settings: Any, model_dir: Path, sha256: str) -> tuple[float, float]:
     """Model image build: cold (no image yet) and warm (reused)."""
+    from rayline.serving.base_image import resolve_base_image
     from rayline.serving.container import ContainerConfig
     from rayline.serving.docker_engine import docker_client
-    from rayline.serving.images import build_model_image, model_image_tag, resolve_base_image
     from rayline.serving.model import ServedModel
+    from rayline.serving.model_image import build_model_image, model_image_tag
     from rayline.serving.spec import ServingSpec
 
     client = docker_client()
@@ -437,7 +438,7 @@ def main(
     from rayline.clusters.schemas import ClusterCreate, Purpose, ResourceSpec
     from rayline.metadata import ModelRegistry, create_engine_for
     from rayline.serving.spec import ServingSpec
-    from rayline.storage import open_store
+    from rayline.storage import open_store, publish_version
 
     workdir = Path(tempfile.mkdtemp(prefix="rayline-bench-serving-"))
     results: dict[str, list[Load]] = {"a": [], "b": [], "c": []}
@@ -446,7 +447,7 @@ def main(
         make_model(model_dir)
         with manager(workdir) as (client, settings):
             engine = create_engine_for(settings.database_url)
-            ref = open_store(settings.artifact_uri, settings).publish_version(MODEL, model_dir)
+            ref = publish_version(open_store(settings.artifact_uri, settings), MODEL, model_dir)
             ModelRegistry().register_version(
                 engine,
                 name=MODEL,

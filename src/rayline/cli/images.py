@@ -31,8 +31,8 @@ def build_base(
     rebuild after a dependency change only downloads what changed.
     """
     from rayline.config import get_settings
+    from rayline.serving.base_image import build_base_image
     from rayline.serving.docker_engine import docker_client
-    from rayline.serving.images import build_base_image
 
     def progress(line: str) -> None:
         if not quiet:

@@ -1,7 +1,9 @@
 """The Cluster Manager's core: cluster requests, state, quota and discovery.
 
-The API routes call this class; it owns every write to the cluster tables and
-hands the slow work (starting and stopping Ray) to the `Provisioner` threads.
+The API routes call this class; it owns every transaction on the cluster tables
+(the rows of pools and endpoints are written by `pool_store` and
+`endpoint_store` inside them) and hands the slow work (starting and stopping
+Ray) to the `Provisioner` threads.
 """
 
 from __future__ import annotations
@@ -14,14 +16,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rayline.clusters import pool_store
+from rayline.clusters import endpoint_store, pool_store
 from rayline.clusters.errors import (
     ClusterNotFoundError,
     QuotaExceededError,
-    UnknownModelVersionError,
 )
 from rayline.clusters.pools import PoolShape, cold_start_reason, match, parse_pool_setting
 from rayline.clusters.schemas import ClusterCreate, ServiceCreate
@@ -29,11 +29,10 @@ from rayline.config import Settings
 from rayline.coordination import Coordinator, LocalCoordinator
 from rayline.metadata.clusters import record_transition
 from rayline.metadata.db import read_only
-from rayline.metadata.enums import ClusterPurpose, ClusterState, EndpointHealth
+from rayline.metadata.enums import ClusterPurpose, ClusterState
 from rayline.metadata.errors import ClusterNotFoundError as StoredClusterMissing
 from rayline.metadata.errors import InvalidTransitionError
-from rayline.metadata.models import Cluster, ClusterEvent, ModelVersion, ServiceEndpoint
-from rayline.metadata.types import utcnow
+from rayline.metadata.models import Cluster, ClusterEvent, ServiceEndpoint
 
 __all__ = ["LIVE_STATES", "ClusterService"]
 
@@ -318,46 +317,14 @@ class ClusterService:
 
     # ------------------------------------------------------------ services
     def register_service(self, spec: ServiceCreate) -> ServiceEndpoint:
-        """Register (or replace, by URL) a serving endpoint, one per model at a time."""
-        with self.coordinator.lock(f"model-{spec.model_name}"):
-            return self._register_service(spec)
-
-    def _register_service(self, spec: ServiceCreate) -> ServiceEndpoint:
-        """Register (or replace, by URL) a serving endpoint.
+        """Register (or replace, by URL) a serving endpoint, one per model at a time.
 
         Raises:
             UnknownModelVersionError: the model version is not registered.
             ClusterNotFoundError: the backing cluster does not exist.
         """
-        with self.session() as session:
-            version = session.scalar(
-                select(ModelVersion.id).where(
-                    ModelVersion.model_name == spec.model_name,
-                    ModelVersion.version == spec.model_version,
-                )
-            )
-            if version is None:
-                raise UnknownModelVersionError(spec.model_name, spec.model_version)
-            if spec.cluster_id is not None and session.get(Cluster, spec.cluster_id) is None:
-                raise ClusterNotFoundError(spec.cluster_id)
-            endpoint = session.scalar(
-                select(ServiceEndpoint).where(ServiceEndpoint.url == spec.url)
-            )
-            if endpoint is None:
-                endpoint = ServiceEndpoint(url=spec.url)
-                session.add(endpoint)
-            endpoint.model_name = spec.model_name
-            endpoint.model_version = spec.model_version
-            endpoint.cluster_id = spec.cluster_id
-            endpoint.deployment_id = spec.deployment_id
-            endpoint.health = EndpointHealth.UNKNOWN  # until something checks it
-            endpoint.registered_at = utcnow()
-            try:
-                session.flush()
-            except IntegrityError as exc:  # e.g. a deployment id that does not exist
-                raise UnknownModelVersionError(
-                    spec.model_name, spec.model_version, detail=str(exc.orig)
-                ) from exc
+        with self.coordinator.lock(f"model-{spec.model_name}"), self.session() as session:
+            endpoint = endpoint_store.register(session, spec)
             session.expunge(endpoint)
         self._changed()
         return endpoint
@@ -366,43 +333,23 @@ class ClusterService:
         self, model: str | None = None, *, limit: int = 1000, offset: int = 0
     ) -> list[ServiceEndpoint]:
         """Return registered endpoints, optionally of one model, newest version first."""
-        query = (
-            select(ServiceEndpoint)
-            .order_by(
-                ServiceEndpoint.model_name,
-                ServiceEndpoint.model_version.desc(),
-                ServiceEndpoint.id,
-            )
-            .limit(limit)
-            .offset(offset)
-        )
-        if model is not None:
-            query = query.where(ServiceEndpoint.model_name == model)
         with self.reading() as session:
-            rows = list(session.scalars(query))
+            rows = endpoint_store.list_endpoints(session, model, limit=limit, offset=offset)
             session.expunge_all()
             return rows
 
     def deregister_service(self, service_id: int) -> bool:
         """Remove an endpoint; returns False when it was already gone."""
         with self.session() as session:
-            endpoint = session.get(ServiceEndpoint, service_id)
-            if endpoint is None:
-                return False
-            session.delete(endpoint)
-        self._changed()
-        return True
+            removed = endpoint_store.deregister(session, service_id)
+        if removed:
+            self._changed()
+        return removed
 
     def clusters_backing_services(self) -> set[str]:
         """Ids of clusters that back a registered, not-unhealthy endpoint."""
         with self.reading() as session:
-            rows = session.scalars(
-                select(ServiceEndpoint.cluster_id).where(
-                    ServiceEndpoint.cluster_id.is_not(None),
-                    ServiceEndpoint.health != EndpointHealth.UNHEALTHY,
-                )
-            )
-            return {r for r in rows if r}
+            return endpoint_store.backing_cluster_ids(session)
 
 
 def _read_only_factory(sessions: sessionmaker[Session]) -> sessionmaker[Session]:

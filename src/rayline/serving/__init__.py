@@ -4,11 +4,17 @@ The pieces, each in its own module:
 
 - :mod:`~rayline.serving.app`: the Ray Serve application (HTTP API, validation,
   dynamic batching, Prometheus metrics);
-- :mod:`~rayline.serving.images`: the base image and model images, built offline;
+- :mod:`~rayline.serving.base_image`, :mod:`~rayline.serving.model_image`: the base
+  image and one image per model version, built offline (wheels from
+  :mod:`~rayline.serving.wheelhouse`, Docker calls in :mod:`~rayline.serving.image_build`);
 - :mod:`~rayline.serving.container`: what runs inside a model container;
 - :mod:`~rayline.serving.runtimes`: Docker and Ray Serve, behind one interface;
-- :mod:`~rayline.serving.deployer`: deploy, update without downtime, roll back, delete;
-- :mod:`~rayline.serving.health`: mark deployments whose server died FAILED;
+- :mod:`~rayline.serving.deployer`: deploy, update without downtime, roll back, delete,
+  with :mod:`~rayline.serving.model_source` (the version and its verified files) and
+  :mod:`~rayline.serving.deploy_lock` (one deploy of a model at a time);
+- :mod:`~rayline.serving.health`: wait for a new server to answer, mark deployments
+  whose server died FAILED;
+- :mod:`~rayline.serving.metrics_dirs`: the replicas' metrics directory of a deployment;
 - :mod:`~rayline.serving.client`: predictions through service discovery.
 
 This package module imports nothing heavy: model containers import parts of

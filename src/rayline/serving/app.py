@@ -38,21 +38,12 @@ from rayline.serving.inputs import parse_body, to_matrix
 from rayline.serving.model import ServedModel, input_schema, load_predictor
 from rayline.serving.spec import ServingSpec
 
-__all__ = ["ModelServer", "api", "build_app", "metrics_dir"]
+__all__ = ["ModelServer", "api", "build_app"]
 
 log = logging.getLogger(__name__)
 
 api = FastAPI(title="Rayline model server", docs_url=None, redoc_url=None, openapi_url=None)
 _JSON = "application/json"
-
-
-def metrics_dir(deployment_id: str) -> str:
-    """A new directory for the multi-process metrics of one deployment's replicas.
-
-    Mode 700 with a random name (``mkdtemp``): another user of the host can neither
-    create it first nor write metric files into it.
-    """
-    return tempfile.mkdtemp(prefix=f"rayline-metrics-{deployment_id[:12]}-")
 
 
 def _rows_in(matrices: list[np.ndarray]) -> int:
@@ -130,11 +121,12 @@ class ModelServer:
     def _model_dir(self, source: dict[str, str]) -> Path:
         if "dir" in source:
             return Path(source["dir"])
-        from rayline.storage import open_store
+        from rayline.storage import fetch_version, open_store
 
         self._tmp = tempfile.TemporaryDirectory(prefix="rayline-serve-")
         target = Path(self._tmp.name, "model")
-        open_store(source["store_uri"]).fetch_version(
+        fetch_version(
+            open_store(source["store_uri"]),
             self._served.name,
             self._served.version_id,
             target,
@@ -280,6 +272,7 @@ def build_app(
     served: ServedModel,
     spec: ServingSpec,
     deployment_id: str,
+    metrics_dir: str,
 ) -> Application:
     """The Serve application of one deployment, ready for ``serve.run``.
 
@@ -287,12 +280,13 @@ def build_app(
         source: Where replicas find the model (see :class:`ModelServer`).
         served: The model version.
         spec: Replicas, autoscaling, batching and limits.
-        deployment_id: Labels the replicas' metrics directory.
+        deployment_id: The deployment the replicas serve (in ``/healthz``).
+        metrics_dir: The replicas' multi-process metrics directory, made by the
+            caller with :func:`~rayline.serving.metrics_dirs.new_metrics_dir`,
+            which also removes it when the deployment stops.
     """
     options = spec.deployment_options()
-    options["ray_actor_options"]["runtime_env"] = {
-        "env_vars": {metrics.MULTIPROC_ENV: metrics_dir(deployment_id)}
-    }
+    options["ray_actor_options"]["runtime_env"] = {"env_vars": {metrics.MULTIPROC_ENV: metrics_dir}}
     deployment: Any = ModelServer  # serve.deployment turned the class into a Deployment
     app: Application = deployment.options(**options).bind(
         source=source,

@@ -148,6 +148,7 @@ def _serve(
     from ray import serve
 
     from rayline.serving.app import build_app
+    from rayline.serving.metrics_dirs import new_metrics_dir
 
     connect_driver(f"127.0.0.1:{runtime.ports.head.gcs}", ray_node, stop)
     if stop.is_set():
@@ -162,6 +163,8 @@ def _serve(
         served=config.served,
         spec=runtime.spec,
         deployment_id=runtime.deployment_id,
+        # In the container's own file system: it goes when the container is removed.
+        metrics_dir=new_metrics_dir(runtime.deployment_id),
     )
     serve.run(app, name=config.served.name, route_prefix="/")
     log.info(

@@ -6,12 +6,8 @@ endpoint with the Cluster Manager, records it LIVE, and only then retires the
 deployments of the same model it replaces: their endpoints are withdrawn, they
 keep answering for a short grace period (clients that looked them up just
 before the switch), then drain and stop. A new version that fails at any step
-is stopped and recorded FAILED; what served before goes on serving.
-
-With ZooKeeper configured (``RAYLINE_ZOOKEEPER_HOSTS``), a deploy or rollback
-holds the model's ``deploy-<model>`` lock from choosing the version to retiring
-the old one, so two concurrent deploys of one model, from any hosts, run one after
-the other and never leave two versions LIVE.
+is stopped and recorded FAILED; what served before goes on serving. Concurrent
+deploys of one model run one after the other (:mod:`rayline.serving.deploy_lock`).
 
 Example:
     >>> deployer = Deployer(settings=settings, engine=engine, manager=client)  # doctest: +SKIP
@@ -22,114 +18,34 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import Engine
 
-from rayline.clusters.errors import NotFoundError as ManagerNotFoundError
 from rayline.clusters.schemas import ServiceCreate
-from rayline.metadata import (
-    Deployment,
-    DeploymentMode,
-    DeploymentStatus,
-    ModelRegistry,
-    ModelVersion,
-)
+from rayline.metadata import Deployment, DeploymentMode, DeploymentStatus
 from rayline.serving import records
+from rayline.serving.deploy_lock import DeployLocks
 from rayline.serving.errors import DeploymentFailedError, ServingError
-from rayline.serving.model import ServedModel, load_predictor
+from rayline.serving.health import wait_until_healthy, withdraw_endpoints
+from rayline.serving.model import ServedModel
+from rayline.serving.model_source import fetch_model, resolve_version, served_model
 from rayline.serving.runtimes import ServingRuntime, StartRequest, choose_mode, get_runtime
 from rayline.serving.spec import ModelRef, ServingSpec, parse_model_ref
-from rayline.storage import StorageError, open_store
 
 if TYPE_CHECKING:
     from rayline.clusters.client import ClusterManagerClient
     from rayline.config import Settings
-    from rayline.coordination.locks import LockLease
 
-__all__ = ["Deployer", "resolve_version", "split_artifact_uri", "wait_until_healthy"]
+__all__ = ["Deployer"]
 
 log = logging.getLogger(__name__)
-
-# How long a deploy waits for another deploy of its model
-# (one that builds an image may take many minutes).
-_DEPLOY_LOCK_TIMEOUT_SECONDS = 3600.0
-
-
-def resolve_version(engine: Engine, ref: ModelRef) -> ModelVersion:
-    """The registered version a reference names (latest READY one for a bare name).
-
-    Raises:
-        ModelNotFoundError, ModelVersionNotFoundError, AliasNotFoundError: Not registered.
-    """
-    registry = ModelRegistry()
-    if ref.alias is not None:
-        return registry.resolve_alias(engine, name=ref.name, alias=ref.alias)
-    return registry.get_version(engine, name=ref.name, version=ref.version)
-
-
-def split_artifact_uri(uri: str, name: str) -> tuple[str, str]:
-    """``<store root>/<name>/<version id>`` -> (store root, version id).
-
-    Raises:
-        ServingError: The URI is not a published version of ``name``.
-    """
-    root, _, version_id = uri.rstrip("/").rpartition("/")
-    if not root.endswith(f"/{name}") or not version_id:
-        raise ServingError(
-            f"registered artifact URI {uri!r} is not <store>/{name}/<version id>; register "
-            "the version with the URI rayline.storage returned when publishing it"
-        )
-    return root.removesuffix(f"/{name}"), version_id
-
-
-def wait_until_healthy(
-    url: str,
-    *,
-    deployment_id: str,
-    timeout: float,
-    still_running: Callable[[], str | None],
-) -> None:
-    """Poll ``url/healthz`` until this deployment answers it.
-
-    Args:
-        url: The endpoint's base URL.
-        deployment_id: The answer must name it (another server may hold the port).
-        timeout: Seconds to wait.
-        still_running: Returns why the server is gone, or None while it runs.
-
-    Raises:
-        DeploymentFailedError: The server died or did not answer in time.
-    """
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        gone = still_running()
-        if gone:
-            raise DeploymentFailedError(f"the server stopped before it became healthy: {gone}")
-        try:
-            response = httpx.get(f"{url}/healthz", timeout=5)
-            if (
-                response.status_code == 200
-                and response.json().get("deployment_id") == deployment_id
-            ):
-                return
-            last = f"HTTP {response.status_code}: {response.text[:200]}"
-        except (httpx.HTTPError, ValueError) as err:
-            last = f"{type(err).__name__}"
-        time.sleep(0.5)
-    raise DeploymentFailedError(
-        f"{url}/healthz did not answer within {timeout:.0f}s (last: {last}); raise "
-        "RAYLINE_SERVING_START_TIMEOUT_SECONDS if the machine is slow"
-    )
 
 
 class Deployer:
@@ -163,8 +79,7 @@ class Deployer:
         self.labels = dict(labels or {})
         self.progress = progress
         self._runtimes: dict[DeploymentMode, ServingRuntime] = dict(runtimes or {})
-        # Models whose deploy lock this deployer holds, with the lock's lease.
-        self._locked: dict[str, LockLease] = {}
+        self._locks = DeployLocks(settings, progress)
 
     @property
     def mode(self) -> DeploymentMode:
@@ -212,7 +127,7 @@ class Deployer:
             PortInUseError: ``port`` is taken.
         """
         parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
-        with self._model_lock(parsed.name):  # The whole update
+        with self._locks.hold(parsed.name):  # the whole update, retiring included
             return self._deploy(parsed, port, cluster_id, spec, workflow_run_id)
 
     def _deploy(
@@ -223,15 +138,7 @@ class Deployer:
         spec: ServingSpec | None,
         workflow_run_id: int | None,
     ) -> Deployment:
-        version = resolve_version(self.engine, parsed)
-        store_uri, version_id = split_artifact_uri(version.artifact_uri, version.model_name)
-        served = ServedModel(
-            name=version.model_name,
-            version=version.version,
-            version_id=version_id,
-            sha256=version.sha256,
-            framework=version.framework,
-        )
+        served, store_uri = served_model(resolve_version(self.engine, parsed))
         row = records.create_deployment(
             self.engine,
             model_name=served.name,
@@ -257,7 +164,13 @@ class Deployer:
         workdir = Path(tempfile.mkdtemp(prefix=f"rayline-{row.id}-"))
         started = None
         try:
-            model_dir = self._fetch(served, store_uri, workdir)
+            model_dir = fetch_model(
+                served,
+                store_uri,
+                workdir / "model",
+                settings=self.settings,
+                progress=self.progress,
+            )
             records.update_deployment(self.engine, row.id, status=DeploymentStatus.STARTING)
             request = StartRequest(
                 deployment_id=row.id,
@@ -286,7 +199,7 @@ class Deployer:
                 timeout=self.settings.serving_start_timeout_seconds,
                 still_running=lambda: runtime.startup_failure(row),
             )
-            self._check_lock(served.name)
+            self._locks.check(served.name)
             self._register(row)
             return records.update_deployment(self.engine, row.id, status=DeploymentStatus.LIVE)
         except BaseException as err:
@@ -294,39 +207,6 @@ class Deployer:
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def _fetch(self, served: ServedModel, store_uri: str, workdir: Path) -> Path:
-        """Download the version and check every file against the registered manifest."""
-        target = workdir / "model"
-        self.progress(
-            f"fetching {store_uri}/{served.name}/{served.version_id} and verifying sha256"
-        )
-        try:
-            open_store(store_uri, self.settings).fetch_version(
-                served.name, served.version_id, target, expected_manifest_sha256=served.sha256
-            )
-        except StorageError as err:
-            raise DeploymentFailedError(
-                f"refusing to deploy {served.name} version {served.version}: {err}"
-            ) from err
-        self._check_loads(served, target)
-        return target
-
-    def _check_loads(self, served: ServedModel, model_dir: Path) -> None:
-        """Load the model once here, so a broken version fails before anything starts.
-
-        Otherwise the server would start and Serve would retry the replica for a
-        minute before giving up, while the old version serves on regardless.
-        """
-        self.progress("loading the model once to check it")
-        try:
-            load_predictor(model_dir)
-        except Exception as err:  # any library's error: the files cannot be served
-            raise DeploymentFailedError(
-                f"refusing to deploy {served.name} version {served.version}: its model files "
-                f"pass their checksums but cannot be loaded ({type(err).__name__}: {err}); "
-                "publish a version written by rayline.training"
-            ) from err
 
     def _register(self, row: Deployment) -> None:
         assert row.endpoint_url is not None
@@ -365,54 +245,6 @@ class Deployer:
         )
         self.progress(f"deployment {row.id} FAILED: {detail.splitlines()[0]}")
 
-    @contextlib.contextmanager
-    def _model_lock(self, model: str) -> Iterator[None]:
-        """Hold ``deploy-<model>`` across replicas and hosts.
-
-        Re-entrant within this deployer (a rollback deploys under its own lock).
-        """
-        if model in self._locked:
-            yield
-            return
-        from rayline.coordination import CoordinationUnavailableError
-        from rayline.coordination.locks import LockHeldError, held_lock
-
-        with contextlib.ExitStack() as stack:
-            try:
-                lease = stack.enter_context(
-                    held_lock(
-                        self.settings,
-                        f"deploy-{model}",
-                        timeout=_DEPLOY_LOCK_TIMEOUT_SECONDS,
-                        waiting=self.progress,
-                        holder=f"deploying {model}",
-                    )
-                )
-            except (CoordinationUnavailableError, LockHeldError) as err:
-                raise DeploymentFailedError(
-                    f"not deploying {model}: {err}; nothing was started, what serves goes on"
-                ) from err
-            self._locked[model] = lease
-            try:
-                yield
-            finally:
-                self._locked.pop(model, None)
-
-    def _check_lock(self, model: str) -> None:
-        """Go live only while still holding the model's lock.
-
-        Raises:
-            DeploymentFailedError: the ZooKeeper session holding it expired meanwhile,
-                so another deploy may hold it now; this one must not undo that.
-        """
-        lease = self._locked.get(model)
-        if lease is not None and lease.lost:
-            raise DeploymentFailedError(
-                f"lost the deploy lock of {model} while starting (its ZooKeeper session "
-                "expired); this version is stopped so that another deploy holding the "
-                "lock now is not undone, what served before goes on"
-            )
-
     # ------------------------------------------------------------------ retire
 
     def _retire_others(self, live: Deployment) -> None:
@@ -435,11 +267,8 @@ class Deployer:
 
     def _withdraw(self, row: Deployment) -> None:
         """Deregister every endpoint of this deployment from service discovery."""
-        for service in self.manager.list_services(row.model_name).data:
-            if service.deployment_id == row.id:
-                with contextlib.suppress(ManagerNotFoundError):
-                    self.manager.deregister_service(service.id)
-                self.progress(f"endpoint {service.url} withdrawn")
+        for url in withdraw_endpoints(self.manager, row.model_name, row.id):
+            self.progress(f"endpoint {url} withdrawn")
 
     def _stop(self, row: Deployment, status: DeploymentStatus, why: str) -> Deployment:
         # The runtime knows the drain time the server was started with, if longer.
@@ -464,7 +293,7 @@ class Deployer:
             DeploymentFailedError: Nothing of ``model`` is live, or no other
                 version was served before.
         """
-        with self._model_lock(model):  # Choose under the lock too
+        with self._locks.hold(model):  # the version to go back to is chosen under it too
             return self._rollback(model, port, cluster_id, spec, workflow_run_id)
 
     def _rollback(

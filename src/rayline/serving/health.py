@@ -1,5 +1,7 @@
-"""Watch live deployments: one whose server died is marked FAILED and withdrawn.
+"""Deployment health: wait for a new server to answer, watch the live ones.
 
+:func:`wait_until_healthy` polls a starting server until it answers for its
+deployment. A live deployment whose server died is marked FAILED and withdrawn:
 :func:`check_deployments` looks once (tests drive it directly);
 :func:`watch_deployments` repeats it until told to stop (``rayline deployments
 watch``). A dead Docker container is noticed from the engine; a Serve app on
@@ -11,25 +13,74 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import httpx
 from sqlalchemy import Engine
 
 from rayline.clusters.errors import NotFoundError as ManagerNotFoundError
 from rayline.metadata import DeploymentMode, DeploymentStatus
 from rayline.serving import records
-from rayline.serving.errors import ServingError
+from rayline.serving.errors import DeploymentFailedError, ServingError
 from rayline.serving.runtimes import ServingRuntime, get_runtime
 
 if TYPE_CHECKING:
     from rayline.clusters.client import ClusterManagerClient
     from rayline.config import Settings
 
-__all__ = ["Failure", "check_deployments", "watch_deployments"]
+__all__ = [
+    "Failure",
+    "check_deployments",
+    "wait_until_healthy",
+    "watch_deployments",
+    "withdraw_endpoints",
+]
 
 log = logging.getLogger(__name__)
+
+
+def wait_until_healthy(
+    url: str,
+    *,
+    deployment_id: str,
+    timeout: float,
+    still_running: Callable[[], str | None],
+) -> None:
+    """Poll ``url/healthz`` until this deployment answers it.
+
+    Args:
+        url: The endpoint's base URL.
+        deployment_id: The answer must name it (another server may hold the port).
+        timeout: Seconds to wait.
+        still_running: Returns why the server is gone, or None while it runs.
+
+    Raises:
+        DeploymentFailedError: The server died or did not answer in time.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        gone = still_running()
+        if gone:
+            raise DeploymentFailedError(f"the server stopped before it became healthy: {gone}")
+        try:
+            response = httpx.get(f"{url}/healthz", timeout=5)
+            if (
+                response.status_code == 200
+                and response.json().get("deployment_id") == deployment_id
+            ):
+                return
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+        except (httpx.HTTPError, ValueError) as err:
+            last = f"{type(err).__name__}"
+        time.sleep(0.5)
+    raise DeploymentFailedError(
+        f"{url}/healthz did not answer within {timeout:.0f}s (last: {last}); raise "
+        "RAYLINE_SERVING_START_TIMEOUT_SECONDS if the machine is slow"
+    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +125,7 @@ def check_deployments(
         records.update_deployment(
             engine, row.id, status=DeploymentStatus.FAILED, error=detail[-4000:]
         )
-        _withdraw(manager, row.model_name, row.id)
+        withdraw_endpoints(manager, row.model_name, row.id)
         try:
             # Release what the dead server still holds (container, ports).
             runtime.stop(row, drain_seconds=0)
@@ -112,8 +163,16 @@ def watch_deployments(
         stop.wait(interval)
 
 
-def _withdraw(manager: ClusterManagerClient, model: str, deployment_id: str) -> None:
+def withdraw_endpoints(manager: ClusterManagerClient, model: str, deployment_id: str) -> list[str]:
+    """Deregister every endpoint of one deployment from service discovery.
+
+    Returns:
+        The URLs withdrawn (one already gone counts as withdrawn).
+    """
+    withdrawn = []
     for service in manager.list_services(model).data:
         if service.deployment_id == deployment_id:
             with contextlib.suppress(ManagerNotFoundError):
                 manager.deregister_service(service.id)
+            withdrawn.append(service.url)
+    return withdrawn

@@ -1,8 +1,8 @@
 """What the serving app needs of a model: a predictor, and what it serves.
 
-The predictor comes from :func:`rayline.training.artifacts.load_model_dir`; the
-serving side only relies on the small :class:`Predictor` protocol below, so any
-object with these attributes can be served.
+The predictor comes from :func:`rayline.models.load_model_dir`; the serving
+side only relies on the small :class:`Predictor` protocol below, so any object
+with these attributes can be served.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class ServedModel(BaseModel):
 
 def load_predictor(model_dir: Path) -> Predictor:
     """Load the model stored in ``model_dir`` (a fetched artifact version)."""
-    from rayline.training.artifacts import load_model_dir
+    from rayline.models import load_model_dir
 
     predictor: Predictor = load_model_dir(model_dir)
     return predictor

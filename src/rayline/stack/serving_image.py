@@ -40,8 +40,8 @@ def ensure_serving_base_image(env: Mapping[str, str], report: Report, detail: Re
     from docker.errors import DockerException
 
     from rayline.config import Settings
+    from rayline.serving.base_image import build_base_image, resolve_base_image
     from rayline.serving.errors import ImageBuildError
-    from rayline.serving.images import build_base_image, resolve_base_image
 
     # The serving settings of the stack's processes are the caller's (inherited).
     settings = Settings()

@@ -2,8 +2,8 @@
 
 Example:
     >>> store = open_store("file:///tmp/rayline-artifacts")  # doctest: +SKIP
-    >>> ref = store.publish_version("iris", "out/model")  # doctest: +SKIP
-    >>> store.fetch_version("iris", ref.version_id, "/tmp/iris")  # doctest: +SKIP
+    >>> ref = publish_version(store, "iris", "out/model")  # doctest: +SKIP
+    >>> fetch_version(store, "iris", ref.version_id, "/tmp/iris")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from rayline.storage.errors import (
 )
 from rayline.storage.file_store import FileArtifactStore
 from rayline.storage.s3_store import S3ArtifactStore
-from rayline.storage.versions import Manifest, ManifestEntry, VersionRef
+from rayline.storage.versions import (
+    Manifest,
+    ManifestEntry,
+    VersionRef,
+    fetch_version,
+    list_versions,
+    open_version,
+    publish_version,
+)
 
 if TYPE_CHECKING:
     from rayline.config import Settings
@@ -46,7 +54,11 @@ __all__ = [
     "UnsupportedStoreURIError",
     "VersionExistsError",
     "VersionRef",
+    "fetch_version",
+    "list_versions",
     "open_store",
+    "open_version",
+    "publish_version",
 ]
 
 # URI scheme -> backend class. Add new ones here.

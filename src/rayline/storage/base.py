@@ -12,12 +12,11 @@ import io
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Self
+from typing import IO, TYPE_CHECKING, ClassVar, Self
 
-from rayline.storage import versions
 from rayline.storage.errors import (
     ArtifactNotFoundError,
     ChecksumMismatchError,
@@ -29,7 +28,6 @@ from rayline.storage.walk import walk_files
 
 if TYPE_CHECKING:
     from rayline.config import Settings
-    from rayline.storage.versions import Manifest, VersionRef
 
 __all__ = ["ArtifactStore", "ObjectInfo"]
 
@@ -55,11 +53,13 @@ class ObjectInfo:
 
 
 class ArtifactStore(abc.ABC):
-    """Put and get files, directories and immutable published versions.
+    """Put and get files and directories.
 
     Open one with :func:`rayline.storage.open_store`. Every download is checked
     against the sha256 recorded at upload; a mismatch raises
     :class:`~rayline.storage.errors.ChecksumMismatchError` and leaves nothing behind.
+    Immutable published versions are built on these methods by
+    :mod:`rayline.storage.versions`, which uses the store and is not used by it.
     """
 
     scheme: ClassVar[str]
@@ -278,56 +278,6 @@ class ArtifactStore(abc.ABC):
         skip = len(root) + 1 if root else 0
         target = Path(dest)
         return [self.get_file(key, target / key[skip:]) for key in keys]
-
-    # -- published versions (see rayline.storage.versions) --------------------------------
-
-    def publish_version(
-        self,
-        name: str,
-        local_dir: str | os.PathLike[str],
-        *,
-        metadata: Mapping[str, Any] | None = None,
-        version_id: str | None = None,
-    ) -> VersionRef:
-        """Publish ``local_dir`` as a new immutable version of ``name``.
-
-        See :func:`rayline.storage.versions.publish_version`.
-        """
-        return versions.publish_version(
-            self, name, Path(local_dir), metadata=metadata, version_id=version_id
-        )
-
-    def list_versions(self, name: str) -> list[str]:
-        """Return the published version ids of ``name``, oldest first."""
-        return versions.list_versions(self, name)
-
-    def open_version(
-        self, name: str, version_id: str, *, expected_manifest_sha256: str | None = None
-    ) -> Manifest:
-        """Return the verified manifest of a published version."""
-        return versions.open_version(
-            self, name, version_id, expected_manifest_sha256=expected_manifest_sha256
-        )
-
-    def fetch_version(
-        self,
-        name: str,
-        version_id: str,
-        dest: str | os.PathLike[str],
-        *,
-        expected_manifest_sha256: str | None = None,
-    ) -> Manifest:
-        """Download a published version into ``dest``, verifying every file.
-
-        See :func:`rayline.storage.versions.fetch_version`.
-        """
-        return versions.fetch_version(
-            self,
-            name,
-            version_id,
-            Path(dest),
-            expected_manifest_sha256=expected_manifest_sha256,
-        )
 
     # -- internals --------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ dies half-way leaves nothing visible. The manifest lists every file with its
 size and sha256; fetching a version checks each file against it. The integer
 model version numbers live in the metadata store, which keeps the manifest's
 sha256 returned here to pin exactly what was published.
+
+Example:
+    >>> ref = publish_version(store, "iris", "out/model")  # doctest: +SKIP
+    >>> fetch_version(store, "iris", ref.version_id, "/tmp/iris")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -164,7 +168,7 @@ def _manifest_key(name: str, version_id: str) -> str:
 def publish_version(
     store: ArtifactStore,
     name: str,
-    local_dir: Path,
+    local_dir: str | os.PathLike[str],
     *,
     metadata: Mapping[str, Any] | None = None,
     version_id: str | None = None,
@@ -191,6 +195,7 @@ def publish_version(
             version stays invisible.
     """
     validate_name(name)
+    local_dir = Path(local_dir)
     vid = validate_name(version_id, what="version id") if version_id else new_version_id()
     extra = dict(metadata or {})
     try:
@@ -336,7 +341,7 @@ def fetch_version(
     store: ArtifactStore,
     name: str,
     version_id: str,
-    dest: Path,
+    dest: str | os.PathLike[str],
     *,
     expected_manifest_sha256: str | None = None,
 ) -> Manifest:
@@ -352,6 +357,7 @@ def fetch_version(
         ChecksumMismatchError: If a file differs from the manifest.
     """
     manifest, data = _read_manifest(store, name, version_id, expected_manifest_sha256)
+    dest = Path(dest)
     if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())):
         raise FileExistsError(f"{dest} already exists and is not empty; fetch into a new path")
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,7 @@ class RaylineBundleModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the version from the logged ``bundle`` artifact."""
-        from rayline.training.artifacts import load_model_dir
+        from rayline.models import load_model_dir
 
         self._predictor = load_model_dir(Path(context.artifacts["bundle"]))
 

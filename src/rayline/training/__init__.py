@@ -1,13 +1,13 @@
 """Training on Ray clusters: specs, datasets, Ray Train trainers, model artifacts.
 
-Jobs that train on a cluster are submitted with `rayline.jobs.client.JobClient`.
+Jobs that train on a cluster are submitted with `rayline.jobs.client.JobClient`;
+a published version is loaded back with `rayline.models.load_model`.
 
 Example:
     >>> from rayline.training import load_spec
     >>> spec = load_spec("iris.yaml")  # doctest: +SKIP
 """
 
-from rayline.training.artifacts import Predictor, load_model, load_registered_model
 from rayline.training.errors import (
     DatasetError,
     DatasetNotFoundError,
@@ -37,12 +37,9 @@ __all__ = [
     "MissingTargetError",
     "ModelLoadError",
     "NonNumericFeaturesError",
-    "Predictor",
     "TrainingError",
     "TrainingFailedError",
     "TrainingJobError",
     "TrainingSpec",
-    "load_model",
-    "load_registered_model",
     "load_spec",
 ]

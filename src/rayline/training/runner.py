@@ -21,12 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rayline.training.artifacts import (
-    ModelBundle,
-    load_model_dir,
-    write_artifacts,
-    write_input_example,
-)
+from rayline.models import load_model_dir
+from rayline.training.artifacts import ModelBundle, write_artifacts, write_input_example
 from rayline.training.frameworks import get_framework
 from rayline.training.frameworks.base import IterationCallback, log
 from rayline.training.lineage import code_version
@@ -191,6 +187,8 @@ def _build_and_publish(
     directory: Path, store: ArtifactStore, bundle: ModelBundle, trained: Trained
 ) -> tuple[VersionRef, dict[str, float]]:
     """Write the version's files beside the model, score them with the real loader, publish."""
+    from rayline.storage import publish_version
+
     write_artifacts(directory, bundle)
     predictor = load_model_dir(directory)  # the same code path serving will use
     metrics: dict[str, float] = {}
@@ -203,7 +201,7 @@ def _build_and_publish(
     rows = example[bundle.signature.feature_names].to_dict(orient="records")
     write_input_example(directory, rows, predictor.predict(rows))
     metadata = {"framework": bundle.framework, "task": bundle.signature.task, **bundle.lineage}
-    return store.publish_version(bundle.name, directory, metadata=metadata), metrics
+    return publish_version(store, bundle.name, directory, metadata=metadata), metrics
 
 
 def _register(

@@ -32,8 +32,8 @@ from rayline.jobs.requests import DeployRequest
 from rayline.jobs.serving import DeployOutcome, run_deploy
 from rayline.metadata import Deployment, ModelVersion, create_engine_for
 from rayline.serving import records
+from rayline.serving.base_image import build_base_image
 from rayline.serving.docker_engine import LABEL_PREFIX, docker_client
-from rayline.serving.images import build_base_image
 from rayline.storage import ArtifactStore, VersionRef, open_store
 from rayline.storage.s3_store import make_s3_client
 from tests.integration.conftest import required_env

@@ -21,7 +21,7 @@ from rayline.metadata import DeploymentMode, DeploymentStatus, ModelRegistry
 from rayline.serving.client import PredictionClient
 from rayline.serving.errors import NoEndpointError
 from rayline.serving.health import check_deployments
-from rayline.serving.images import model_image_tag
+from rayline.serving.model_image import model_image_tag
 from rayline.storage.s3_store import make_s3_client
 from tests.integration.serving.conftest import ServingEnv, post_predict
 from tests.unit.serving.model_factory import IrisModel, iris_rows

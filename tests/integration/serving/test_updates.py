@@ -19,6 +19,7 @@ import pytest
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.errors import NotFoundError
 from rayline.metadata import DeploymentMode, DeploymentStatus
+from rayline.storage import publish_version
 from tests.integration.serving.conftest import ServingEnv, post_predict, wait_for
 from tests.unit.serving.model_factory import iris_rows
 
@@ -134,7 +135,7 @@ def test_a_failing_new_version_leaves_the_old_one_serving(
     _, _, model = serving_env.publish(name, variant=1)
     model.directory.rename(broken)  # keep the good files away; publish a broken copy
     (broken / "model.pkl").write_bytes(b"this is not a pickle")
-    ref = serving_env.store.publish_version(name, broken)
+    ref = publish_version(serving_env.store, name, broken)
     from rayline.metadata import ModelRegistry
 
     ModelRegistry().register_version(

@@ -17,14 +17,20 @@ import pytest
 from rayline.config import Settings
 from rayline.storage.errors import ArtifactNotFoundError, StorageUnavailableError
 from rayline.storage.s3_store import S3ArtifactStore
-from rayline.storage.versions import new_version_id
+from rayline.storage.versions import (
+    fetch_version,
+    list_versions,
+    new_version_id,
+    open_version,
+    publish_version,
+)
 from tests.integration.storage.s3_helpers import MIB, services, write_random_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_data_survives_a_server_restart(s3_store: S3ArtifactStore, model_dir: Path) -> None:
-    ref = s3_store.publish_version("iris", model_dir)
+    ref = publish_version(s3_store, "iris", model_dir)
     s3_store.put_bytes("plain.txt", b"still here")
 
     services("stop")
@@ -35,8 +41,8 @@ def test_data_survives_a_server_restart(s3_store: S3ArtifactStore, model_dir: Pa
         services("start")
 
     assert s3_store.get_bytes("plain.txt") == b"still here"
-    assert s3_store.list_versions("iris") == [ref.version_id]
-    s3_store.open_version("iris", ref.version_id, expected_manifest_sha256=ref.manifest_sha256)
+    assert list_versions(s3_store, "iris") == [ref.version_id]
+    open_version(s3_store, "iris", ref.version_id, expected_manifest_sha256=ref.manifest_sha256)
 
 
 def _wait_for_multipart_upload(store: S3ArtifactStore, done: threading.Event) -> None:
@@ -76,7 +82,7 @@ def test_interrupted_publish_stays_invisible(
 
     def publish() -> None:
         try:
-            slow.publish_version("big", payload, version_id=version_id)
+            publish_version(slow, "big", payload, version_id=version_id)
         except BaseException as err:  # handed to the test thread below
             errors.append(err)
         finally:
@@ -99,9 +105,9 @@ def test_interrupted_publish_stays_invisible(
     assert "deploy/services.sh up" in str(error)
     assert os.environ["RAYLINE_S3_SECRET_ACCESS_KEY"] not in str(error)
 
-    assert slow.list_versions("big") == []
+    assert list_versions(slow, "big") == []
     with pytest.raises(ArtifactNotFoundError):
-        slow.fetch_version("big", version_id, tmp_path / "out")
+        fetch_version(slow, "big", version_id, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     leftovers = [k for k in slow.list_keys("big") if k.endswith("manifest.json")]
     assert leftovers == []

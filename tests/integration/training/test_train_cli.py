@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from rayline.cli import models, train
 from rayline.config import get_settings
 from rayline.metadata import ModelRegistry
+from rayline.models import load_model
 from rayline.storage import open_store
-from rayline.training.artifacts import load_model
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import regression_frame, to_csv
 

@@ -9,8 +9,8 @@ import pytest
 from ray.util.state import list_actors
 
 from rayline.metadata import ModelRegistry
+from rayline.models import load_registered_model
 from rayline.storage import open_store
-from rayline.training.artifacts import load_registered_model
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import classification_frame, to_parquet
 from tests.integration.training.helpers import run_job, spec_for

@@ -20,8 +20,8 @@ from ray.util.state import list_actors
 from rayline.jobs.client import JobOutcome
 from rayline.jobs.results import TrainResult
 from rayline.metadata import ModelRegistry, start_run
-from rayline.storage import open_store
-from rayline.training.artifacts import load_registered_model
+from rayline.models import load_registered_model
+from rayline.storage import open_store, open_version
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import classification_frame, to_csv
 from tests.integration.training.helpers import run_job, spec_for
@@ -99,7 +99,7 @@ def test_xgboost_on_two_workers_from_s3_csv(
 
     # The artifact reloads (checksums verified) and predicts what the job predicted.
     store = open_store(settings=env.settings)
-    assert set(store.open_version("clf-xgb", result.version_id).metadata) >= {
+    assert set(open_version(store, "clf-xgb", result.version_id).metadata) >= {
         "dataset_sha256",
         "code_version",
     }
@@ -153,7 +153,7 @@ def test_rerun_with_a_killed_worker_resumes_and_is_a_new_version(
     # A new version; the first one is untouched (its registered manifest still verifies).
     assert result.version == 2 and result.version_id != first.version_id
     row = ModelRegistry().get_version(env.engine, name="clf-xgb", version=1)
-    assert store.open_version("clf-xgb", first.version_id, expected_manifest_sha256=row.sha256)
+    assert open_version(store, "clf-xgb", first.version_id, expected_manifest_sha256=row.sha256)
     example = json.loads(store.get_bytes(f"clf-xgb/{result.version_id}/input_example.json"))
     predictor = load_registered_model(env.engine, "clf-xgb", store=store)  # the latest: 2
     assert predictor.version_id == result.version_id

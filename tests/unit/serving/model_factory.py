@@ -18,8 +18,9 @@ from sklearn.datasets import load_iris
 from sqlalchemy import Engine
 
 from rayline.metadata import ModelRegistry, ModelVersion
-from rayline.storage import ArtifactStore, VersionRef
-from rayline.training.artifacts import ModelBundle, Predictor, load_model_dir, write_artifacts
+from rayline.models import Predictor, load_model_dir
+from rayline.storage import ArtifactStore, VersionRef, publish_version
+from rayline.training.artifacts import ModelBundle, write_artifacts
 from rayline.training.frameworks import LoopConfig
 from rayline.training.signature import Feature, Signature
 
@@ -117,7 +118,7 @@ def publish_iris(
     model = make_iris_model(
         workdir / f"{name}-v{variant}", name=name, framework=framework, variant=variant
     )
-    ref = store.publish_version(name, model.directory, metadata={"framework": framework})
+    ref = publish_version(store, name, model.directory, metadata={"framework": framework})
     row = ModelRegistry().register_version(
         engine,
         name=name,

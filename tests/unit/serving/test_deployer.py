@@ -18,10 +18,10 @@ from rayline.metadata import (
     ModelVersionNotFoundError,
 )
 from rayline.serving import records
-from rayline.serving.deployer import Deployer, split_artifact_uri
-from rayline.serving.errors import DeploymentFailedError, DeploymentNotFoundError, ServingError
+from rayline.serving.deployer import Deployer
+from rayline.serving.errors import DeploymentFailedError, DeploymentNotFoundError
 from rayline.serving.health import check_deployments
-from rayline.storage import ArtifactStore
+from rayline.storage import ArtifactStore, publish_version
 from tests.unit.serving.fakes import FakeManager, FakeRuntime
 from tests.unit.serving.model_factory import publish_iris
 
@@ -156,7 +156,7 @@ def test_a_version_that_cannot_be_loaded_is_refused_before_anything_starts(
     first = deployer.deploy(publish_iris(store, engine, tmp_path, variant=0)[0].model_name)
     broken = publish_iris(store, engine, tmp_path, variant=1)[2].directory
     (broken / "model.pkl").write_bytes(b"this is not a pickle")
-    ref = store.publish_version("iris", broken)  # its checksums match the broken file
+    ref = publish_version(store, "iris", broken)  # its checksums match the broken file
     ModelRegistry().register_version(
         engine, name="iris", artifact_uri=ref.uri, sha256=ref.manifest_sha256
     )
@@ -272,10 +272,3 @@ def test_health_check_fails_dead_deployments_and_withdraws_them(
     assert "killed by the test" in (records.get_deployment(engine, doomed.id).error or "")
     assert manager.list_services("iris").data == []
     assert records.get_deployment(engine, healthy.id).status == DeploymentStatus.LIVE
-
-
-def test_split_artifact_uri() -> None:
-    assert split_artifact_uri("s3://b/p/iris/v1", "iris") == ("s3://b/p", "v1")
-    assert split_artifact_uri("file:///d/iris/v1/", "iris") == ("file:///d", "v1")
-    with pytest.raises(ServingError, match="is not <store>/iris/<version id>"):
-        split_artifact_uri("s3://b/other/v1", "iris")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rayline.config import Settings
-from rayline.serving import images
+from rayline.serving import model_image
 from rayline.serving.model import ServedModel
 from rayline.serving.runtimes import docker
 from rayline.serving.runtimes.base import StartRequest
@@ -71,13 +71,13 @@ def images_block() -> Any:
 def test_image_labels_keep_rayline_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wanted: dict[str, str] = {}
     existing = SimpleNamespace(id="img", labels=None)
-    monkeypatch.setattr(images, "_get_image", lambda client, tag: existing)
+    monkeypatch.setattr(model_image, "get_image", lambda client, tag: existing)
     monkeypatch.setattr(
-        images, "_labels_match", lambda have, want: bool(wanted.update(want)) or True
+        model_image, "_labels_match", lambda have, want: bool(wanted.update(want)) or True
     )
     client = SimpleNamespace(images=SimpleNamespace(get=lambda base: SimpleNamespace(id="b")))
 
-    images.build_model_image(
+    model_image.build_model_image(
         client,
         base="base",
         model_dir=tmp_path,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rayline.clusters.backends.ports import PortBlock
-from rayline.serving import images
+from rayline.serving import image_build
 from rayline.serving.high_throughput import (
     high_throughput_env,
     ports_needed,
@@ -76,6 +76,6 @@ def test_failed_builds_forget_the_from_image() -> None:
         " ---> Running in 333333333333",
         " ---> 444444444444",
     ]:
-        images._note_layer(line, tail, layers)
+        image_build._note_layer(line, tail, layers)
         tail.append(line)
     assert layers == ["222222222222", "444444444444"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rayline.config import Settings
-from rayline.serving import images
+from rayline.serving import base_image, model_image, wheelhouse
 from rayline.serving.errors import ImageBuildError
 from rayline.serving.requirements import Pin, requirements_digest, serving_requirements
 
@@ -41,28 +41,30 @@ def test_digest_follows_every_input(pins: list[Pin]) -> None:
 
 
 def test_base_image_tag_and_setting() -> None:
-    plan = images.base_image_plan(Settings())
+    plan = base_image.base_image_plan(Settings())
     assert plan.tag.startswith("rayline-serving-base:0.1.0-") and len(plan.tag.split("-")[-1]) == 12
     assert plan.rootfs_tag.startswith("rayline-rootfs:bookworm-")
-    assert images.resolve_base_image(Settings()) == plan.tag
+    assert base_image.resolve_base_image(Settings()) == plan.tag
     custom = Settings(serving_base_image="rayproject/ray:2.60.0-deps")
-    assert images.resolve_base_image(custom) == "rayproject/ray:2.60.0-deps"
+    assert base_image.resolve_base_image(custom) == "rayproject/ray:2.60.0-deps"
 
 
 def test_model_image_tags_are_valid_docker_names() -> None:
-    assert images.model_image_tag("iris", 3) == "rayline-model-iris:3"
-    assert images.model_image_tag("Iris_V2.x", 1) == "rayline-model-iris_v2.x:1"
+    assert model_image.model_image_tag("iris", 3) == "rayline-model-iris:3"
+    assert model_image.model_image_tag("Iris_V2.x", 1) == "rayline-model-iris_v2.x:1"
 
 
 def test_code_digest_is_stable() -> None:
-    assert images.code_digest() == images.code_digest()
+    assert model_image.code_digest() == model_image.code_digest()
 
 
 def test_reuse_needs_every_rayline_label_to_match() -> None:
     wanted = {"rayline.sha256": "a", "rayline.code-sha256": "b", "other": "ignored"}
-    assert images._labels_match({"rayline.sha256": "a", "rayline.code-sha256": "b"}, wanted)
-    assert not images._labels_match({"rayline.sha256": "a", "rayline.code-sha256": "c"}, wanted)
-    assert not images._labels_match({"rayline.sha256": "a"}, wanted)
+    assert model_image._labels_match({"rayline.sha256": "a", "rayline.code-sha256": "b"}, wanted)
+    assert not model_image._labels_match(
+        {"rayline.sha256": "a", "rayline.code-sha256": "c"}, wanted
+    )
+    assert not model_image._labels_match({"rayline.sha256": "a"}, wanted)
 
 
 def test_cached_wheels_are_not_downloaded_again(
@@ -78,8 +80,8 @@ def test_cached_wheels_are_not_downloaded_again(
     def no_pip(*args: object, **kwargs: object) -> None:
         raise AssertionError("pip must not run when every wheel is cached")
 
-    monkeypatch.setattr(images, "_run", no_pip)
-    found = images.ensure_wheels(wanted, tmp_path)
+    monkeypatch.setattr(wheelhouse, "run_command", no_pip)
+    found = wheelhouse.ensure_wheels(wanted, tmp_path)
     assert [p.name.split("-")[0] for p in found] == ["six", "pydantic_core"]
 
 
@@ -92,8 +94,8 @@ def test_missing_wheels_are_downloaded_with_exact_pins(
         calls.append(command)
         (tmp_path / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"")
 
-    monkeypatch.setattr(images, "_run", fake_pip)
-    images.ensure_wheels([Pin("six", "1.17.0")], tmp_path)
+    monkeypatch.setattr(wheelhouse, "run_command", fake_pip)
+    wheelhouse.ensure_wheels([Pin("six", "1.17.0")], tmp_path)
     [command] = calls
     assert "download" in command and "--no-deps" in command and "--only-binary=:all:" in command
     assert "--platform=manylinux2014_x86_64" in command and command[-1] == "six==1.17.0"
@@ -102,6 +104,6 @@ def test_missing_wheels_are_downloaded_with_exact_pins(
 def test_a_wheel_pip_did_not_bring_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(images, "_run", lambda command, *, what: None)
+    monkeypatch.setattr(wheelhouse, "run_command", lambda command, *, what: None)
     with pytest.raises(ImageBuildError, match=r"no wheel was downloaded for six==1\.17\.0"):
-        images.ensure_wheels([Pin("six", "1.17.0")], tmp_path)
+        wheelhouse.ensure_wheels([Pin("six", "1.17.0")], tmp_path)

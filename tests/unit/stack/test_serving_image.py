@@ -13,9 +13,9 @@ import pytest
 from docker.errors import ImageNotFound
 
 from rayline.config import get_settings
-from rayline.serving import images
+from rayline.serving import base_image
+from rayline.serving.base_image import BuildReport
 from rayline.serving.errors import ImageBuildError
-from rayline.serving.images import BuildReport
 from rayline.stack.errors import StackError
 from rayline.stack.serving_image import ensure_serving_base_image
 
@@ -61,7 +61,7 @@ def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeEngine:
 
 
 def own_tag() -> str:
-    return images.resolve_base_image(get_settings())
+    return base_image.resolve_base_image(get_settings())
 
 
 def test_ray_mode_needs_no_image_and_no_engine(engine: FakeEngine) -> None:
@@ -75,7 +75,7 @@ def test_an_image_in_the_engine_is_used_as_it_is(
     engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine.images.tags.add(own_tag())
-    monkeypatch.setattr(images, "build_base_image", pytest.fail)
+    monkeypatch.setattr(base_image, "build_base_image", pytest.fail)
     lines: list[str] = []
 
     ensure_serving_base_image(ENV, lines.append, lines.append)
@@ -93,7 +93,7 @@ def test_a_missing_own_image_is_built_with_its_progress_shown(
         progress("Step 1/4 : FROM rayline-rootfs")
         return BuildReport(tag=own_tag(), reused=False, steps={"build": 95.0})
 
-    monkeypatch.setattr(images, "build_base_image", build)
+    monkeypatch.setattr(base_image, "build_base_image", build)
     steps: list[str] = []
     details: list[str] = []
 
@@ -110,7 +110,7 @@ def test_a_failed_build_says_how_to_serve_without_docker(
     def build(*_: Any, **__: Any) -> BuildReport:
         raise ImageBuildError("debootstrap failed: no mirror")
 
-    monkeypatch.setattr(images, "build_base_image", build)
+    monkeypatch.setattr(base_image, "build_base_image", build)
     with pytest.raises(StackError, match=r"debootstrap failed.*RAYLINE_SERVING_MODE=ray"):
         ensure_serving_base_image(ENV, lambda _: None, lambda _: None)
     assert engine.closed
@@ -120,7 +120,7 @@ def test_a_named_image_that_is_missing_is_refused_with_the_fix(
     engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAYLINE_SERVING_BASE_IMAGE", "rayproject/ray:2.60.0")
-    monkeypatch.setattr(images, "build_base_image", pytest.fail)
+    monkeypatch.setattr(base_image, "build_base_image", pytest.fail)
     with pytest.raises(
         StackError, match=r"RAYLINE_SERVING_BASE_IMAGE=rayproject/ray:2\.60\.0 is not"
     ):

@@ -17,13 +17,21 @@ from rayline.storage.errors import (
     VersionExistsError,
 )
 from rayline.storage.file_store import FileArtifactStore
-from rayline.storage.versions import MANIFEST_NAME, Manifest, new_version_id
+from rayline.storage.versions import (
+    MANIFEST_NAME,
+    Manifest,
+    fetch_version,
+    list_versions,
+    new_version_id,
+    open_version,
+    publish_version,
+)
 
 
 def test_publish_then_fetch_roundtrip(
     store: FileArtifactStore, model_dir: Path, tmp_path: Path
 ) -> None:
-    ref = store.publish_version("iris", model_dir, metadata={"accuracy": 0.97, "run": "r1"})
+    ref = publish_version(store, "iris", model_dir, metadata={"accuracy": 0.97, "run": "r1"})
 
     assert ref.name == "iris"
     assert ref.uri == store.uri_for(f"iris/{ref.version_id}")
@@ -32,8 +40,8 @@ def test_publish_then_fetch_roundtrip(
     assert ref.manifest_sha256 == hashlib.sha256(manifest_bytes).hexdigest()
 
     dest = tmp_path / "fetched"
-    manifest = store.fetch_version(
-        "iris", ref.version_id, dest, expected_manifest_sha256=ref.manifest_sha256
+    manifest = fetch_version(
+        store, "iris", ref.version_id, dest, expected_manifest_sha256=ref.manifest_sha256
     )
     assert manifest.metadata == {"accuracy": 0.97, "run": "r1"}
     assert [e.path for e in manifest.files] == ["README.txt", "model.pkl", "weights/layer0.bin"]
@@ -47,7 +55,7 @@ def test_publish_then_fetch_roundtrip(
 
 
 def test_manifest_is_readable_json(store: FileArtifactStore, model_dir: Path) -> None:
-    ref = store.publish_version("iris", model_dir)
+    ref = publish_version(store, "iris", model_dir)
     doc = json.loads(store.get_bytes(f"iris/{ref.version_id}/{MANIFEST_NAME}"))
     assert doc["format"] == 1
     assert doc["version_id"] == ref.version_id
@@ -61,11 +69,11 @@ def test_payload_without_manifest_is_invisible(
     # What an interrupted publish leaves behind: payload files, no manifest.
     store.put_dir("iris/20250101T000000000000Z-deadbeef", model_dir)
 
-    assert store.list_versions("iris") == []
+    assert list_versions(store, "iris") == []
     with pytest.raises(ArtifactNotFoundError, match="interrupted upload"):
-        store.open_version("iris", "20250101T000000000000Z-deadbeef")
+        open_version(store, "iris", "20250101T000000000000Z-deadbeef")
     with pytest.raises(ArtifactNotFoundError):
-        store.fetch_version("iris", "20250101T000000000000Z-deadbeef", tmp_path / "out")
+        fetch_version(store, "iris", "20250101T000000000000Z-deadbeef", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -73,12 +81,12 @@ def test_versions_are_listed_oldest_first(store: FileArtifactStore, model_dir: P
     start = datetime(2025, 1, 1, tzinfo=UTC)
     ids = [new_version_id(start + timedelta(seconds=s)) for s in (30, 0, 10, 20)]
     for vid in ids:
-        store.publish_version("iris", model_dir, version_id=vid)
-    store.publish_version("other", model_dir)
+        publish_version(store, "iris", model_dir, version_id=vid)
+    publish_version(store, "other", model_dir)
 
-    assert store.list_versions("iris") == sorted(ids)
-    generated = store.publish_version("iris", model_dir).version_id
-    assert store.list_versions("iris")[-1] == generated  # generated ids sort after older ones
+    assert list_versions(store, "iris") == sorted(ids)
+    generated = publish_version(store, "iris", model_dir).version_id
+    assert list_versions(store, "iris")[-1] == generated  # generated ids sort after older ones
 
 
 def test_generated_ids_are_unique_and_time_sortable() -> None:
@@ -92,15 +100,15 @@ def test_generated_ids_are_unique_and_time_sortable() -> None:
 def test_existing_version_is_never_overwritten(
     store: FileArtifactStore, model_dir: Path, tmp_path: Path
 ) -> None:
-    ref = store.publish_version("iris", model_dir, version_id="v1")
+    ref = publish_version(store, "iris", model_dir, version_id="v1")
     other = tmp_path / "other"
     other.mkdir()
     (other / "model.pkl").write_bytes(b"different")
 
     with pytest.raises(VersionExistsError, match="immutable"):
-        store.publish_version("iris", other, version_id="v1")
+        publish_version(store, "iris", other, version_id="v1")
 
-    manifest = store.open_version("iris", "v1", expected_manifest_sha256=ref.manifest_sha256)
+    manifest = open_version(store, "iris", "v1", expected_manifest_sha256=ref.manifest_sha256)
     assert len(manifest.files) == 3
     assert store.get_bytes("iris/v1/model.pkl") == (model_dir / "model.pkl").read_bytes()
 
@@ -108,13 +116,13 @@ def test_existing_version_is_never_overwritten(
 def test_tampered_payload_fails_fetch_and_leaves_no_destination(
     store: FileArtifactStore, model_dir: Path, tmp_path: Path
 ) -> None:
-    ref = store.publish_version("iris", model_dir)
+    ref = publish_version(store, "iris", model_dir)
     # Replace a payload file *with* a matching sidecar: only the manifest can tell.
     store.put_bytes(f"iris/{ref.version_id}/model.pkl", b"swapped model")
     dest = tmp_path / "fetched"
 
     with pytest.raises(ChecksumMismatchError, match=r"model\.pkl"):
-        store.fetch_version("iris", ref.version_id, dest)
+        fetch_version(store, "iris", ref.version_id, dest)
 
     assert not dest.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rayline")] == []
@@ -123,60 +131,60 @@ def test_tampered_payload_fails_fetch_and_leaves_no_destination(
 def test_manifest_digest_from_the_registry_is_enforced(
     store: FileArtifactStore, model_dir: Path, tmp_path: Path
 ) -> None:
-    ref = store.publish_version("iris", model_dir)
+    ref = publish_version(store, "iris", model_dir)
     with pytest.raises(ChecksumMismatchError):
-        store.fetch_version(
-            "iris", ref.version_id, tmp_path / "x", expected_manifest_sha256="0" * 64
+        fetch_version(
+            store, "iris", ref.version_id, tmp_path / "x", expected_manifest_sha256="0" * 64
         )
 
 
 def test_fetch_refuses_a_non_empty_destination(
     store: FileArtifactStore, model_dir: Path, tmp_path: Path
 ) -> None:
-    ref = store.publish_version("iris", model_dir)
+    ref = publish_version(store, "iris", model_dir)
     dest = tmp_path / "busy"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError):
-        store.fetch_version("iris", ref.version_id, dest)
+        fetch_version(store, "iris", ref.version_id, dest)
     empty = tmp_path / "empty"
     empty.mkdir()
-    store.fetch_version("iris", ref.version_id, empty)
+    fetch_version(store, "iris", ref.version_id, empty)
     assert (empty / "model.pkl").exists()
 
 
 def test_publish_input_errors(store: FileArtifactStore, model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidKeyError):
-        store.publish_version("../iris", model_dir)
+        publish_version(store, "../iris", model_dir)
     with pytest.raises(InvalidKeyError):
-        store.publish_version("iris", model_dir, version_id="a/b")
+        publish_version(store, "iris", model_dir, version_id="a/b")
     with pytest.raises(NotADirectoryError):
-        store.publish_version("iris", tmp_path / "missing")
+        publish_version(store, "iris", tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="nothing to publish"):
-        store.publish_version("iris", empty)
+        publish_version(store, "iris", empty)
     with pytest.raises(ValueError, match="JSON"):
-        store.publish_version("iris", model_dir, metadata={"bad": object()})
+        publish_version(store, "iris", model_dir, metadata={"bad": object()})
     (model_dir / MANIFEST_NAME).write_text("{}")
     with pytest.raises(ValueError, match="clash"):
-        store.publish_version("iris", model_dir)
+        publish_version(store, "iris", model_dir)
     assert store.list_keys() == []
 
 
 def test_hand_edited_manifest_is_rejected(store: FileArtifactStore, model_dir: Path) -> None:
-    ref = store.publish_version("iris", model_dir, version_id="v1")
-    manifest = store.open_version("iris", ref.version_id)
+    ref = publish_version(store, "iris", model_dir, version_id="v1")
+    manifest = open_version(store, "iris", ref.version_id)
     # A manifest copied from another version under this id (sidecar rewritten too).
     copied = Manifest(
         name="iris", version_id="v2", created_at=manifest.created_at, files=manifest.files
     )
     store.put_bytes("iris/v1/manifest.json", copied.to_json())
     with pytest.raises(StorageError, match="copied or edited"):
-        store.open_version("iris", "v1")
+        open_version(store, "iris", "v1")
 
 
 def test_unknown_version_and_name(store: FileArtifactStore) -> None:
-    assert store.list_versions("ghost") == []
+    assert list_versions(store, "ghost") == []
     with pytest.raises(ArtifactNotFoundError, match="'v9' of 'ghost'"):
-        store.open_version("ghost", "v9")
+        open_version(store, "ghost", "v9")

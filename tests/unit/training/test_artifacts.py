@@ -12,9 +12,10 @@ import xgboost
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestRegressor
 
-from rayline.storage import ChecksumMismatchError
+from rayline.models import load_model, load_model_dir
+from rayline.storage import ChecksumMismatchError, publish_version
 from rayline.storage.file_store import FileArtifactStore
-from rayline.training.artifacts import ModelBundle, load_model, load_model_dir, write_artifacts
+from rayline.training.artifacts import ModelBundle, write_artifacts
 from rayline.training.errors import InvalidInputError, ModelLoadError
 from rayline.training.frameworks import LoopConfig
 from rayline.training.frameworks.xgboost_trainer import booster_params
@@ -61,7 +62,7 @@ def test_layout_publish_and_reload(tmp_path: Path) -> None:
          "params.json", "spec.json", "lineage.json"]
     )  # fmt: skip
     store = FileArtifactStore(tmp_path / "store")
-    ref = store.publish_version("iris", out)
+    ref = publish_version(store, "iris", out)
 
     predictor = load_model(
         store, "iris", ref.version_id, expected_manifest_sha256=ref.manifest_sha256
@@ -83,7 +84,7 @@ def test_tampered_model_is_refused(tmp_path: Path) -> None:
     bundle, _ = iris_bundle(out)
     write_artifacts(out, bundle)
     store = FileArtifactStore(tmp_path / "store")
-    ref = store.publish_version("iris", out)
+    ref = publish_version(store, "iris", out)
     stored = tmp_path / "store" / "iris" / ref.version_id / "model.ubj"
     stored.write_bytes(stored.read_bytes()[:-1] + b"\x00")
     with pytest.raises(ChecksumMismatchError):

@@ -16,9 +16,9 @@ import pytest
 from rayline.config import Settings
 from rayline.metadata import ModelRegistry, create_engine_for
 from rayline.metadata.migrate import upgrade
+from rayline.models import VERSION_FILES, load_registered_model
 from rayline.storage import open_store
 from rayline.training import runner
-from rayline.training.artifacts import VERSION_FILES, load_registered_model
 from rayline.training.errors import DatasetError, MissingTargetError
 from rayline.training.frameworks import get_framework
 from rayline.training.inprocess import train_in_process

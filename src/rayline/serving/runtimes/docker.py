@@ -17,10 +17,11 @@ from rayline.clusters.backends.ports import PortAllocator, PortBlock
 from rayline.clusters.backends.ray_nodes import plan_ports, ports_needed
 from rayline.metadata import Deployment, DeploymentMode
 from rayline.serving import high_throughput
+from rayline.serving.base_image import resolve_base_image
 from rayline.serving.container import RUNTIME_ENV, ContainerConfig, ContainerRuntime
 from rayline.serving.docker_engine import LABEL_PREFIX, docker_client
 from rayline.serving.errors import DockerUnavailableError, PortInUseError
-from rayline.serving.images import build_model_image, resolve_base_image
+from rayline.serving.model_image import build_model_image
 from rayline.serving.net import port_free
 from rayline.serving.runtimes.base import Liveness, ServingRuntime, Started, StartRequest
 from rayline.serving.spec import ServingSpec

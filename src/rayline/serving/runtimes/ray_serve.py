@@ -17,6 +17,7 @@ import httpx
 
 from rayline.metadata import Deployment, DeploymentMode
 from rayline.serving.errors import DeploymentFailedError, PortInUseError
+from rayline.serving.metrics_dirs import new_metrics_dir, remove_metrics_dirs
 from rayline.serving.net import ephemeral_port, port_free
 from rayline.serving.runtimes.base import Liveness, ServingRuntime, Started, StartRequest
 from rayline.serving.runtimes.docker import endpoint_host
@@ -34,19 +35,36 @@ class RayServeRuntime(ServingRuntime):
     mode = DeploymentMode.RAY
 
     def start(self, request: StartRequest) -> Started:
-        """Start Serve on the cluster if needed, then deploy the app and wait for it."""
+        """Start Serve on the cluster if needed, then deploy the app and wait for it.
+
+        The replicas' metrics directory is made here and removed again if the
+        start fails; :meth:`stop` removes it otherwise.
+        """
+        self._connect()
+        port = self._serve_port(request)
+        directory = new_metrics_dir(request.deployment_id)
+        try:
+            self._run_app(request, port, directory)
+        except BaseException:
+            remove_metrics_dirs(request.deployment_id)
+            raise
+        return Started(
+            endpoint_url=f"http://{endpoint_host(request.host)}:{port}/{request.deployment_id}",
+            port=port,
+        )
+
+    def _run_app(self, request: StartRequest, port: int, metrics_dir: str) -> None:
         from ray import serve
 
         from rayline.serving.app import build_app
 
-        self._connect()
-        port = self._serve_port(request)
         app = build_app(
             # Replicas may run on any node: each fetches and verifies the model itself.
             source={"store_uri": request.store_uri},
             served=request.served,
             spec=request.spec,
             deployment_id=request.deployment_id,
+            metrics_dir=metrics_dir,
         )
         request.progress(f"deploying Serve application {request.deployment_id} on port {port}")
         try:
@@ -57,10 +75,6 @@ class RayServeRuntime(ServingRuntime):
                 f"Ray Serve could not start {request.served.name} version "
                 f"{request.served.version}: {err}"
             ) from err
-        return Started(
-            endpoint_url=f"http://{endpoint_host(request.host)}:{port}/{request.deployment_id}",
-            port=port,
-        )
 
     def _serve_port(self, request: StartRequest) -> int:
         from ray import serve
@@ -116,9 +130,13 @@ class RayServeRuntime(ServingRuntime):
         return "see the replica logs in the Ray session's logs/serve directory on the cluster"
 
     def stop(self, deployment: Deployment, *, drain_seconds: float) -> None:
-        """Delete the application; its replicas finish in-flight requests first."""
+        """Delete the application, then remove its replicas' metrics directory.
+
+        Serve lets the replicas finish their in-flight requests before they exit.
+        """
         self._connect()
         self._delete(deployment.id)
+        remove_metrics_dirs(deployment.id)
 
     def _delete(self, name: str) -> None:
         from ray import serve
