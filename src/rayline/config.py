@@ -13,8 +13,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +74,10 @@ class Settings(BaseSettings):
     s3_multipart_threshold_mb: int = Field(default=64, ge=5, le=5120)
     s3_multipart_chunk_mb: int = Field(default=64, ge=5, le=5120)
     s3_max_concurrency: int = Field(default=8, ge=1, le=64)
+
+    # Training reads file:// datasets only under these absolute directories, separated
+    # by os.pathsep or commas; empty: the artifact root (when file://) and the cwd.
+    data_roots: str = ""
 
     # Cluster Manager.
     api_host: str = LOOPBACK
@@ -169,6 +175,16 @@ class Settings(BaseSettings):
                 sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
 
+    @field_validator("data_roots")
+    @classmethod
+    def _check_data_roots(cls, value: str) -> str:
+        relative = [root for root in _split_roots(value) if not Path(root).is_absolute()]
+        if relative:
+            raise ValueError(
+                f"RAYLINE_DATA_ROOTS entries must be absolute directories, not {relative}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:
         if not self.database_url:
@@ -202,6 +218,21 @@ class Settings(BaseSettings):
                 "to postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
             )
 
+    def data_root_paths(self) -> tuple[Path, ...]:
+        """Directories training may read ``file://`` datasets from, symlinks resolved.
+
+        ``RAYLINE_DATA_ROOTS`` when set; else the artifact root (when it is a local
+        directory) and the current working directory.
+        """
+        if self.data_roots:
+            roots = [Path(root) for root in _split_roots(self.data_roots)]
+        else:
+            roots = [Path.cwd()]
+            parts = urlsplit(self.artifact_uri)
+            if parts.scheme == "file":
+                roots.insert(0, Path(url2pathname(parts.path)))
+        return tuple(dict.fromkeys(Path(os.path.realpath(root)) for root in roots))
+
     def s3_client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client("s3", ...)`` built from these settings."""
         kwargs: dict[str, Any] = {"region_name": self.s3_region}
@@ -211,6 +242,11 @@ class Settings(BaseSettings):
             kwargs["aws_access_key_id"] = self.s3_access_key_id.get_secret_value()
             kwargs["aws_secret_access_key"] = self.s3_secret_access_key.get_secret_value()
         return kwargs
+
+
+def _split_roots(value: str) -> list[str]:
+    parts = value.replace(",", os.pathsep).split(os.pathsep)
+    return [part.strip() for part in parts if part.strip()]
 
 
 @lru_cache(maxsize=1)

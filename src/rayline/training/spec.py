@@ -43,8 +43,8 @@ class TrainingSpec(BaseModel):
     spec_version: Literal[1] = Field(description="Format version of this document; 1.")
     name: str = Field(description="Model name; every run registers a new version of it.")
     dataset: str = Field(
-        description="s3://bucket/key.csv, file:///path/data.parquet, or sklearn:iris|"
-        "breast_cancer|diabetes|digits."
+        description="s3://bucket/key.csv, file:///path/data.parquet (under RAYLINE_DATA_ROOTS), "
+        "or sklearn:iris|breast_cancer|diabetes|digits."
     )
     dataset_format: Literal["csv", "parquet"] | None = Field(
         default=None, description="Only when the dataset path's suffix does not tell."
