@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     api_host: str = LOOPBACK
     api_port: int = Field(default=8765, ge=1, le=65535)
     api_token: SecretStr | None = None
+    # PEM certificate and key: the Cluster Manager serves HTTPS with them (uvicorn's
+    # ssl_certfile/ssl_keyfile). Production needs them for a non-loopback API_HOST.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     # Bodies above this are refused (413) before auth and JSON parsing.
     api_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Connections and requests served at once; beyond, uvicorn answers 503 at once.
@@ -192,9 +196,18 @@ class Settings(BaseSettings):
         if not self.artifact_uri:
             self.artifact_uri = (self.home / "artifacts").resolve().as_uri()
         if not self.cluster_manager_url:
-            self.cluster_manager_url = f"http://{self.api_host}:{self.api_port}"
+            scheme = "https" if self.tls_cert_file else "http"
+            self.cluster_manager_url = f"{scheme}://{self.api_host}:{self.api_port}"
         if self.environment != "development":
             self._refuse_unsafe_defaults()
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "RAYLINE_TLS_CERT_FILE and RAYLINE_TLS_KEY_FILE go together: set both or neither"
+            )
         return self
 
     @model_validator(mode="after")

@@ -36,6 +36,7 @@ from sqlalchemy import Engine
 
 from rayline.clusters.errors import NotFoundError as ManagerNotFoundError
 from rayline.clusters.schemas import ServiceCreate
+from rayline.listeners import check_serving_listener
 from rayline.metadata import (
     Deployment,
     DeploymentMode,
@@ -156,6 +157,7 @@ class Deployer:
         progress: Callable[[str], None] = log.info,
         runtimes: dict[DeploymentMode, ServingRuntime] | None = None,
     ) -> None:
+        check_serving_listener(settings)  # production keeps unprotected endpoints on loopback
         self.settings = settings
         self.engine = engine
         self.manager = manager
