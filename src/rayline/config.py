@@ -235,12 +235,13 @@ class Settings(BaseSettings):
         """Directories training may read ``file://`` datasets from, symlinks resolved.
 
         ``RAYLINE_DATA_ROOTS`` when set; else the artifact root (when it is a local
-        directory) and the current working directory.
+        directory) and the current working directory, unless that is ``/`` (a
+        service started from ``/`` would otherwise allow every file).
         """
         if self.data_roots:
             roots = [Path(root) for root in _split_roots(self.data_roots)]
         else:
-            roots = [Path.cwd()]
+            roots = [cwd] if (cwd := Path.cwd()) != Path(cwd.anchor) else []
             parts = urlsplit(self.artifact_uri)
             if parts.scheme == "file":
                 roots.insert(0, Path(url2pathname(parts.path)))

@@ -32,3 +32,9 @@ def test_default_data_roots_are_the_file_artifact_root_and_the_cwd(
     art = tmp_path / "art"
     assert Settings(artifact_uri=art.as_uri()).data_root_paths() == (art, tmp_path)
     assert Settings(artifact_uri="s3://bucket/models").data_root_paths() == (tmp_path,)
+
+
+def test_a_cwd_of_slash_is_no_default_data_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    assert Settings(artifact_uri="s3://bucket/models").data_root_paths() == ()
+    assert Settings(data_roots="/").data_root_paths() == (Path("/"),)  # only when asked for
