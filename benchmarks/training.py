@@ -236,7 +236,7 @@ def main(
         with manager(workdir) as (client, database_url):
             settings = Settings(
                 home=workdir / "home", database_url=database_url,
-                artifact_uri=(workdir / "artifacts").as_uri(),
+                artifact_uri=(workdir / "artifacts").as_uri(), data_roots=str(workdir),
             )  # fmt: skip
             ready = cluster(client)
             runs: dict[str, tuple[float, dict[str, float]]] = {}

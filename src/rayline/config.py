@@ -13,8 +13,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,10 +78,18 @@ class Settings(BaseSettings):
     s3_multipart_chunk_mb: int = Field(default=64, ge=5, le=5120)
     s3_max_concurrency: int = Field(default=8, ge=1, le=64)
 
+    # Training reads file:// datasets only under these absolute directories, separated
+    # by os.pathsep or commas; empty: the artifact root (when file://) and the cwd.
+    data_roots: str = ""
+
     # Cluster Manager.
     api_host: str = LOOPBACK
     api_port: int = Field(default=8765, ge=1, le=65535)
     api_token: SecretStr | None = None
+    # PEM certificate and key: the Cluster Manager serves HTTPS with them (uvicorn's
+    # ssl_certfile/ssl_keyfile). Production needs them for a non-loopback API_HOST.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     # Bodies above this are refused (413) before auth and JSON parsing.
     api_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Connections and requests served at once; beyond, uvicorn answers 503 at once.
@@ -172,6 +182,16 @@ class Settings(BaseSettings):
                 sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
 
+    @field_validator("data_roots")
+    @classmethod
+    def _check_data_roots(cls, value: str) -> str:
+        relative = [root for root in _split_roots(value) if not Path(root).is_absolute()]
+        if relative:
+            raise ValueError(
+                f"RAYLINE_DATA_ROOTS entries must be absolute directories, not {relative}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:
         if not self.database_url:
@@ -179,9 +199,18 @@ class Settings(BaseSettings):
         if not self.artifact_uri:
             self.artifact_uri = (self.home / "artifacts").resolve().as_uri()
         if not self.cluster_manager_url:
-            self.cluster_manager_url = f"http://{self.api_host}:{self.api_port}"
+            scheme = "https" if self.tls_cert_file else "http"
+            self.cluster_manager_url = f"{scheme}://{self.api_host}:{self.api_port}"
         if self.environment != "development":
             self._refuse_unsafe_defaults()
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "RAYLINE_TLS_CERT_FILE and RAYLINE_TLS_KEY_FILE go together: set both or neither"
+            )
         return self
 
     @model_validator(mode="after")
@@ -205,6 +234,22 @@ class Settings(BaseSettings):
                 "to postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
             )
 
+    def data_root_paths(self) -> tuple[Path, ...]:
+        """Directories training may read ``file://`` datasets from, symlinks resolved.
+
+        ``RAYLINE_DATA_ROOTS`` when set; else the artifact root (when it is a local
+        directory) and the current working directory, unless that is ``/`` (a
+        service started from ``/`` would otherwise allow every file).
+        """
+        if self.data_roots:
+            roots = [Path(root) for root in _split_roots(self.data_roots)]
+        else:
+            roots = [cwd] if (cwd := Path.cwd()) != Path(cwd.anchor) else []
+            parts = urlsplit(self.artifact_uri)
+            if parts.scheme == "file":
+                roots.insert(0, Path(url2pathname(parts.path)))
+        return tuple(dict.fromkeys(Path(os.path.realpath(root)) for root in roots))
+
     def s3_client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client("s3", ...)`` built from these settings."""
         kwargs: dict[str, Any] = {"region_name": self.s3_region}
@@ -214,6 +259,11 @@ class Settings(BaseSettings):
             kwargs["aws_access_key_id"] = self.s3_access_key_id.get_secret_value()
             kwargs["aws_secret_access_key"] = self.s3_secret_access_key.get_secret_value()
         return kwargs
+
+
+def _split_roots(value: str) -> list[str]:
+    parts = value.replace(",", os.pathsep).split(os.pathsep)
+    return [part.strip() for part in parts if part.strip()]
 
 
 @lru_cache(maxsize=1)

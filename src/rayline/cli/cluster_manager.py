@@ -10,7 +10,8 @@ from rich.console import Console
 
 from rayline.clusters.api.app import create_app
 from rayline.clusters.auth import token_file
-from rayline.config import get_settings
+from rayline.config import UnsafeSettingsError, get_settings
+from rayline.listeners import check_listeners
 
 app = typer.Typer(help="The Ray Cluster Manager service.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -29,11 +30,17 @@ def serve(
     )
     bind_host = host or settings.api_host
     bind_port = port or settings.api_port
+    try:
+        check_listeners(settings, api_host=host)
+    except UnsafeSettingsError as err:
+        console.print(f"[red]refusing to start:[/] {err}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
     if settings.api_token is None:
         console.print(
             f"[dim]no RAYLINE_API_TOKEN set: using the token in {token_file(settings)}[/]"
         )
-    console.print(f"Cluster Manager on http://{bind_host}:{bind_port} (docs at /docs)")
+    scheme = "https" if settings.tls_cert_file else "http"
+    console.print(f"Cluster Manager on {scheme}://{bind_host}:{bind_port} (docs at /docs)")
     uvicorn.run(
         create_app(settings),
         host=bind_host,
@@ -41,4 +48,6 @@ def serve(
         log_level=log_level,
         # Bounded work at once: beyond it uvicorn answers 503 instead of queueing.
         limit_concurrency=settings.api_limit_concurrency,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )

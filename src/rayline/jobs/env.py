@@ -79,6 +79,8 @@ def _store_env(settings: Settings) -> dict[str, str]:
         "RAYLINE_S3_MAX_CONCURRENCY": str(settings.s3_max_concurrency),
         "PYTHONUNBUFFERED": "1",
     }
+    if settings.data_roots:  # else the job's own defaults: its artifact root and cwd
+        env["RAYLINE_DATA_ROOTS"] = settings.data_roots
     if settings.s3_endpoint_url:
         env["RAYLINE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     if settings.s3_access_key_id and settings.s3_secret_access_key:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rayline.models.predictor import Predictor
 from rayline.training.errors import ModelLoadError
 from rayline.training.frameworks import LoopConfig, get_framework
+from rayline.training.model_files import checked_model_path
 from rayline.training.signature import Signature
 
 if TYPE_CHECKING:
@@ -55,12 +56,31 @@ def _read_json(directory: Path, name: str) -> Any:
         raise ModelLoadError(f"{directory / name} is missing or unreadable ({err})") from None
 
 
-def load_model_dir(directory: Path, *, version_id: str | None = None) -> Predictor:
+def load_model_dir(
+    directory: Path,
+    *,
+    version_id: str | None = None,
+    model_sha256: str | None = None,
+    require_manifest: bool = False,
+) -> Predictor:
     """Load a model version from a local directory laid out as :mod:`rayline.models` describes.
 
+    ``model_file`` in ``model.json`` must be a plain file name; when the directory
+    holds a ``manifest.json`` (every fetched version does), the model file must be
+    listed there and match its sha256. Both are checked before the model is
+    loaded: a pickled model runs code when it is loaded.
+
+    Args:
+        directory: The version's files.
+        version_id: The store's version id, if it came from a store.
+        model_sha256: The model file's sha256 as its writer recorded it (a
+            directory not published yet has no manifest); checked when given.
+        require_manifest: Refuse a directory without ``manifest.json``.
+
     Raises:
-        ModelLoadError: A file is missing, the format is unknown, or the
-            framework cannot load its model.
+        ModelLoadError: A file is missing, the format is unknown, the model file
+            is not a plain listed name or fails its sha256, or the framework
+            cannot load its model.
     """
     info = _read_json(directory, "model.json")
     if info.get("format") != ARTIFACT_FORMAT:
@@ -68,10 +88,17 @@ def load_model_dir(directory: Path, *, version_id: str | None = None) -> Predict
             f"{directory} holds model format {info.get('format')!r}; this Rayline reads "
             f"format {ARTIFACT_FORMAT}: upgrade Rayline or retrain"
         )
+    model_path = checked_model_path(
+        directory,
+        info.get("model_file"),
+        expected_sha256=model_sha256,
+        require_manifest=require_manifest,
+        reserved=VERSION_FILES,
+    )
     signature = Signature.from_dict(_read_json(directory, "signature.json"))
     loop = LoopConfig.from_dict(_read_json(directory, "preprocessing.json")["loop"])
     try:
-        scorer = get_framework(info["framework"]).load(directory / info["model_file"], loop)
+        scorer = get_framework(info["framework"]).load(model_path, loop)
     except (OSError, ValueError, KeyError) as err:
         raise ModelLoadError(
             f"cannot load the {info['framework']} model in {directory}: {err}"
@@ -115,7 +142,7 @@ def load_model(
         fetch_version(
             store, name, version, target, expected_manifest_sha256=expected_manifest_sha256
         )
-        return load_model_dir(target, version_id=version)
+        return load_model_dir(target, version_id=version, require_manifest=True)
 
 
 def load_registered_model(

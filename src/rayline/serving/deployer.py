@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from rayline.clusters.schemas import ServiceCreate
+from rayline.listeners import check_serving_listener
 from rayline.metadata import Deployment, DeploymentMode, DeploymentStatus
 from rayline.serving import records
 from rayline.serving.deploy_lock import DeployLocks
@@ -72,6 +73,7 @@ class Deployer:
         progress: Callable[[str], None] = log.info,
         runtimes: dict[DeploymentMode, ServingRuntime] | None = None,
     ) -> None:
+        check_serving_listener(settings)  # production keeps unprotected endpoints on loopback
         self.settings = settings
         self.engine = engine
         self.manager = manager

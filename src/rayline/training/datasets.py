@@ -10,10 +10,12 @@ before any training starts.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -24,6 +26,7 @@ from rayline.training.dataset_uri import DatasetRef
 from rayline.training.errors import (
     DatasetError,
     DatasetNotFoundError,
+    DatasetOutsideRootsError,
     DatasetUnreachableError,
     EmptyDatasetError,
 )
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SKLEARN_TARGET",
     "DatasetFiles",
+    "check_data_roots",
     "describe_error",
     "fingerprint_frame",
     "list_dataset_files",
@@ -97,6 +101,29 @@ def _filesystem(ref: DatasetRef, settings: Settings) -> pafs.FileSystem:
     return s3_filesystem(settings) if ref.is_remote else pafs.LocalFileSystem()
 
 
+def check_data_roots(ref: DatasetRef, settings: Settings, path: str | None = None) -> None:
+    """Refuse a ``file://`` dataset outside ``settings.data_root_paths()``; reads nothing.
+
+    Symlinks are resolved first, so a link under a root that points elsewhere
+    is refused as well. Other schemes pass.
+
+    Args:
+        ref: The dataset.
+        settings: For ``RAYLINE_DATA_ROOTS`` (or its defaults).
+        path: A file inside the dataset to check instead of the dataset's own path.
+
+    Raises:
+        DatasetOutsideRootsError: The path resolves outside every allowed root.
+    """
+    if ref.scheme != "file":
+        return
+    given = path or ref.path
+    resolved = Path(os.path.realpath(given))
+    roots = settings.data_root_paths()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise DatasetOutsideRootsError(ref.uri, str(resolved), [str(r) for r in roots], path=given)
+
+
 def list_dataset_files(ref: DatasetRef, settings: Settings) -> DatasetFiles:
     """Check that the dataset exists and is not empty; list its files.
 
@@ -108,10 +135,13 @@ def list_dataset_files(ref: DatasetRef, settings: Settings) -> DatasetFiles:
         The data files (hidden ``.x`` and ``_x`` files of a directory are skipped).
 
     Raises:
+        DatasetOutsideRootsError: A ``file://`` dataset, or a file in it, is not
+            under an allowed root (checked before anything is opened).
         DatasetNotFoundError: Nothing is at the URI, or a directory holds no data files.
         DatasetUnreachableError: The storage cannot be reached or refused access.
         EmptyDatasetError: The files are all empty.
     """
+    check_data_roots(ref, settings)
     fs = _filesystem(ref, settings)
     path = ref.path.rstrip("/")
     try:
@@ -130,6 +160,8 @@ def list_dataset_files(ref: DatasetRef, settings: Settings) -> DatasetFiles:
     )
     if not files:
         raise DatasetNotFoundError(ref.uri, "the directory holds no data files")
+    for file in files:  # a directory may hold symlinks that point out of the roots
+        check_data_roots(ref, settings, file.path)
     total = sum(i.size or 0 for i in files)
     if total == 0:
         raise EmptyDatasetError(ref.uri)

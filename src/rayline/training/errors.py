@@ -13,6 +13,7 @@ from collections.abc import Sequence
 __all__ = [
     "DatasetError",
     "DatasetNotFoundError",
+    "DatasetOutsideRootsError",
     "DatasetUnreachableError",
     "EmptyDatasetError",
     "InsufficientResourcesError",
@@ -53,6 +54,28 @@ class DatasetNotFoundError(DatasetError, LookupError):
         extra = f" ({detail})" if detail else ""
         super().__init__(
             f"dataset {uri} does not exist{extra}; check the URI, or upload the file first"
+        )
+
+
+class DatasetOutsideRootsError(DatasetError):
+    """A ``file://`` dataset (or a file inside it) lies outside the directories training may read.
+
+    Attributes:
+        uri: The dataset URI.
+        resolved: The offending path with symlinks resolved.
+        roots: The allowed directories (``RAYLINE_DATA_ROOTS``).
+    """
+
+    def __init__(self, uri: str, resolved: str, roots: Sequence[str], *, path: str = "") -> None:
+        self.uri = uri
+        self.resolved = resolved
+        self.roots = list(roots)
+        shown = ", ".join(self.roots) or "(none)"
+        where = f" ({path} resolves to {resolved})" if path and path != resolved else ""
+        super().__init__(
+            f"dataset {uri}{where} is outside the directories training may read: {shown}; "
+            "fix `dataset` in the spec, move the data under one of them, or add its "
+            "directory to RAYLINE_DATA_ROOTS"
         )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rayline.training.errors import EmptyDatasetError
 from rayline.training.frameworks import LoopConfig
 from rayline.training.frameworks.base import IterationCallback, log
+from rayline.training.model_files import sha256_of
 from rayline.training.prepare import check_split, encode_and_split, encode_target
 from rayline.training.signature import build_signature
 from rayline.training.tabular import read_frame
@@ -109,6 +110,7 @@ def train_in_process(
     return Trained(
         runtime="in_process",
         model_path=model_path,
+        model_sha256=sha256_of(model_path),
         signature=signature,
         loop=loop,
         train=_head(train),

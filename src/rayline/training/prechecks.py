@@ -28,10 +28,12 @@ def check_training_input(
 ) -> TrainingSpec:
     """Validate the spec and look at its dataset, here, without Ray.
 
-    Checked: the spec itself; the dataset exists, is reachable and not empty;
+    Checked: the spec itself; a ``file://`` dataset lies under an allowed root
+    (``RAYLINE_DATA_ROOTS``); the dataset exists, is reachable and not empty;
     the target is one of its columns; the features (and a regression target)
     are numeric. A ``file://`` dataset that does not exist on this machine is
-    left to the job: the cluster's nodes may have files this machine lacks.
+    left to the job, which checks the roots on its own file system: the
+    cluster's nodes may have files this machine lacks.
 
     Args:
         spec: A spec, or what :func:`~rayline.training.spec.load_spec` reads.
@@ -43,6 +45,7 @@ def check_training_input(
 
     Raises:
         InvalidSpecError: The spec is malformed.
+        DatasetOutsideRootsError: A local ``file://`` dataset is outside the allowed roots.
         DatasetError: (or a subclass) naming what is wrong with the data.
     """
     checked = load_spec(spec)

@@ -9,23 +9,22 @@ resumes from the last one.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rayline.training.errors import DatasetError, TrainingFailedError
 from rayline.training.filesystems import checkpoint_location
 from rayline.training.frameworks import LoopConfig
 from rayline.training.frameworks.base import IterationCallback, Shards, log
+from rayline.training.model_files import copy_checkpointed_model
 from rayline.training.observer import replay_history
 from rayline.training.prepare import PreparedData, prepare_data
 from rayline.training.resources import check_capacity
 from rayline.training.trained import EVAL_MAX_ROWS, Trained
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pandas as pd
     import ray.data
     from ray.train import Result
@@ -96,12 +95,17 @@ def train_on_ray(
     if on_iteration is not None:  # rank 0's loop returns its per-iteration history
         replay_history(on_iteration, getattr(result, "return_value", None))
     assert result.checkpoint is not None
-    with result.checkpoint.as_directory() as checkpoint_dir:
-        shutil.copy2(f"{checkpoint_dir}/{framework.model_file}", model_path)
     reported = result.metrics or {}
+    # The digest travelled with the report, apart from the checkpoint's files:
+    # a model file changed in the checkpoint storage is refused before it is loaded.
+    with result.checkpoint.as_directory() as checkpoint_dir:
+        model_sha256 = copy_checkpointed_model(
+            Path(checkpoint_dir), framework.model_file, model_path, reported
+        )
     return Trained(
         runtime="ray_train",
         model_path=model_path,
+        model_sha256=model_sha256,
         signature=data.signature,
         loop=loop,
         train=data.train.limit(EVAL_MAX_ROWS).to_pandas(),

@@ -190,7 +190,8 @@ def _build_and_publish(
     from rayline.storage import publish_version
 
     write_artifacts(directory, bundle)
-    predictor = load_model_dir(directory)  # the same code path serving will use
+    # The same code path serving will use; the model file must be the one trained.
+    predictor = load_model_dir(directory, model_sha256=trained.model_sha256)
     metrics: dict[str, float] = {}
     for split, frame in (("train", trained.train), ("validation", trained.validation)):
         labels = frame[bundle.loop.target].to_numpy()

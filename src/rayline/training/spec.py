@@ -48,8 +48,8 @@ class TrainingSpec(BaseModel):
         json_schema_extra={"pattern": f"^{_NAME_RE.pattern}$"},
     )
     dataset: str = Field(
-        description="s3://bucket/key.csv, file:///path/data.parquet, or sklearn:iris|"
-        "breast_cancer|diabetes|digits.",
+        description="s3://bucket/key.csv, file:///path/data.parquet (under RAYLINE_DATA_ROOTS), "
+        "or sklearn:iris|breast_cancer|diabetes|digits.",
         json_schema_extra={"pattern": "^(s3://|file://|sklearn:)"},
     )
     dataset_format: Literal["csv", "parquet"] | None = Field(
@@ -58,7 +58,11 @@ class TrainingSpec(BaseModel):
     target: str = Field(min_length=1, max_length=256, description="Column to predict.")
     task: Task
     framework: Framework
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The framework's keys (bounded: see rayline.training.params) and any "
+        "native option of its library.",
+    )
     workers: int = Field(default=1, ge=1, le=256, description="Training workers (Ray actors).")
     cpus_per_worker: float = Field(default=1, gt=0, le=1024)
     gpus_per_worker: float = Field(default=0, ge=0, le=64)
@@ -111,8 +115,7 @@ class TrainingSpec(BaseModel):
 
     def resolved_hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters with the framework's defaults filled in."""
-        params = FRAMEWORK_PARAMS[self.framework].model_validate(self.hyperparameters)
-        return params.model_dump(mode="json")
+        return FRAMEWORK_PARAMS[self.framework].model_validate(self.hyperparameters).resolved()
 
     def to_json(self) -> str:
         """Compact JSON, accepted by :func:`load_spec` and ``rayline.jobs.train --spec``."""

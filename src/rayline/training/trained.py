@@ -33,6 +33,7 @@ class Trained:
     Attributes:
         runtime: Which runtime trained it.
         model_path: The model file, in the framework's format.
+        model_sha256: Its sha256 as recorded when it was written (checked before loading).
         signature: Features, target and classes.
         loop: The loop config it was trained with (preprocessing included).
         train: Up to :data:`EVAL_MAX_ROWS` training rows, targets encoded.
@@ -45,6 +46,7 @@ class Trained:
 
     runtime: Runtime
     model_path: Path
+    model_sha256: str
     signature: Signature
     loop: LoopConfig
     train: pd.DataFrame

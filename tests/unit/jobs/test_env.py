@@ -78,3 +78,10 @@ def test_only_the_known_secrets_travel(tmp_path: Path) -> None:
 def test_no_s3_keys_when_none_are_set(tmp_path: Path, kind: str) -> None:
     env = job_env(Settings(home=tmp_path), kind, ray_address=None)  # type: ignore[arg-type]
     assert "RAYLINE_S3_SECRET_ACCESS_KEY" not in env
+
+
+def test_train_env_carries_explicit_data_roots_only(tmp_path: Path) -> None:
+    assert "RAYLINE_DATA_ROOTS" not in job_env(_settings(tmp_path), "train", ray_address=GCS)
+    settings = _settings(tmp_path, data_roots="/data,/mnt/shared")
+    env = job_env(settings, "train", ray_address=GCS)
+    assert env["RAYLINE_DATA_ROOTS"] == "/data,/mnt/shared"

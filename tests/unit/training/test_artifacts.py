@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -13,7 +14,7 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestRegressor
 
 from rayline.models import load_model, load_model_dir
-from rayline.storage import ChecksumMismatchError, publish_version
+from rayline.storage import ChecksumMismatchError, fetch_version, publish_version
 from rayline.storage.file_store import FileArtifactStore
 from rayline.training.artifacts import ModelBundle, write_artifacts
 from rayline.training.errors import InvalidInputError, ModelLoadError
@@ -127,3 +128,80 @@ def test_unknown_format_is_refused(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text(json.dumps({**info, "format": 99}))
     with pytest.raises(ModelLoadError, match="format 99"):
         load_model_dir(tmp_path)
+
+
+class _Evil:
+    """Unpickling this creates ``marker``: proof that a model file was loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def _sklearn_dir(directory: Path) -> Path:
+    """A valid sklearn version in ``directory`` (no manifest: never published)."""
+    directory.mkdir()
+    test_sklearn_regressor_round_trip(directory)
+    return directory
+
+
+def _point_model_json_at(directory: Path, model_file: str) -> None:
+    info = json.loads((directory / "model.json").read_text())
+    (directory / "model.json").write_text(json.dumps({**info, "model_file": model_file}))
+
+
+@pytest.mark.parametrize("model_file", ["../evil.pkl", "{tmp}/evil.pkl", "sub/evil.pkl", ".."])
+def test_a_model_file_that_is_not_a_plain_name_is_never_loaded(
+    tmp_path: Path, model_file: str
+) -> None:
+    version = _sklearn_dir(tmp_path / "version")
+    marker = tmp_path / "unpickled"
+    model_file = model_file.format(tmp=tmp_path)  # an absolute path
+    target = version / model_file  # an absolute model_file replaces the directory
+    if model_file != "..":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(pickle.dumps(_Evil(marker)))
+    _point_model_json_at(version, model_file)
+    with pytest.raises(ModelLoadError, match="plain name"):
+        load_model_dir(version)
+    assert not marker.exists()
+
+
+def _fetched_sklearn(tmp_path: Path) -> Path:
+    """A published sklearn version, fetched back (with its manifest)."""
+    store = FileArtifactStore(tmp_path / "store")
+    ref = publish_version(store, "reg", _sklearn_dir(tmp_path / "version"))
+    fetch_version(store, "reg", ref.version_id, tmp_path / "fetched")
+    return tmp_path / "fetched"
+
+
+def test_a_model_file_not_listed_in_the_manifest_is_never_loaded(tmp_path: Path) -> None:
+    fetched = _fetched_sklearn(tmp_path)
+    marker = tmp_path / "unpickled"
+    (fetched / "extra.pkl").write_bytes(pickle.dumps(_Evil(marker)))
+    _point_model_json_at(fetched, "extra.pkl")
+    with pytest.raises(ModelLoadError, match="not listed in"):
+        load_model_dir(fetched)
+    assert not marker.exists()
+
+
+def test_a_model_file_changed_after_fetching_is_never_loaded(tmp_path: Path) -> None:
+    fetched = _fetched_sklearn(tmp_path)
+    assert load_model_dir(fetched).framework == "sklearn"
+    marker = tmp_path / "unpickled"
+    (fetched / "model.pkl").write_bytes(pickle.dumps(_Evil(marker)))
+    with pytest.raises(ModelLoadError, match="sha256"):
+        load_model_dir(fetched)
+    assert not marker.exists()
+
+
+def test_an_unpublished_model_is_checked_against_its_recorded_sha256(tmp_path: Path) -> None:
+    version = _sklearn_dir(tmp_path / "version")
+    good = hashlib.sha256((version / "model.pkl").read_bytes()).hexdigest()
+    assert load_model_dir(version, model_sha256=good).framework == "sklearn"
+    with pytest.raises(ModelLoadError, match="sha256"):
+        load_model_dir(version, model_sha256="0" * 64)
+    with pytest.raises(ModelLoadError, match=r"no manifest\.json"):
+        load_model_dir(version, require_manifest=True)

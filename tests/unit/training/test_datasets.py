@@ -28,7 +28,7 @@ from rayline.training.spec import TrainingSpec, load_spec
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+    return Settings(home=tmp_path / "home", data_roots=str(tmp_path))
 
 
 def test_single_file_hash_is_the_file_sha256(tmp_path: Path, settings: Settings) -> None:

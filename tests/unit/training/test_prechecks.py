@@ -21,7 +21,7 @@ from rayline.training.prechecks import check_training_input
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+    return Settings(home=tmp_path / "home", data_roots=str(tmp_path))
 
 
 def _spec(dataset: str, **fields: Any) -> dict[str, Any]:

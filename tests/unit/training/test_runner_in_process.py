@@ -31,7 +31,10 @@ def settings(tmp_path: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     upgrade(url)
     return Settings(
-        home=tmp_path / "home", database_url=url, artifact_uri=(tmp_path / "art").as_uri()
+        home=tmp_path / "home",
+        database_url=url,
+        artifact_uri=(tmp_path / "art").as_uri(),
+        data_roots=str(tmp_path),
     )
 
 

@@ -18,7 +18,7 @@ from rayline.training.tabular import read_frame
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home")
+    return Settings(home=tmp_path / "home", data_roots=str(tmp_path))
 
 
 FRAME = pd.DataFrame({"a": [1.5, 2.0, 3.25], "b": [1, 2, 3], "label": ["x", "y", "x"]})

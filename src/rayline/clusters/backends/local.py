@@ -54,6 +54,7 @@ from rayline.clusters.backends.ray_nodes import (
     worker_command,
 )
 from rayline.config import Settings
+from rayline.listeners import check_ray_listener
 from rayline.private_dirs import UnsafeDirectoryError, ensure_private_dir, named_temp_dir
 
 __all__ = ["LocalBackend", "LocalHandleData", "LocalNode"]
@@ -75,6 +76,7 @@ class LocalBackend(ClusterBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        check_ray_listener(settings)  # production keeps Ray's unprotected APIs on loopback
         self._ip = settings.ray_bind_address
         # Per user and unguessable by default: Ray's sockets and session files live there.
         self._temp_base = settings.ray_temp_base or named_temp_dir(

@@ -26,6 +26,7 @@ from rayline.training.frameworks.base import (
     loop_config_with_shards,
     worker_shard,
 )
+from rayline.training.model_files import model_digest_metrics
 from rayline.training.params import SKLEARN_ESTIMATORS
 
 if TYPE_CHECKING:
@@ -83,13 +84,15 @@ def _train_loop(raw: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:  # fitted before a failure: report it again
         log("sklearn: model already fitted before the restart; reusing its checkpoint")
-        ray.train.report({"iteration": 1, "resumed_from": 1}, checkpoint=checkpoint)
+        with checkpoint.as_directory() as path:
+            digest = model_digest_metrics(Path(path), MODEL_FILE)
+        ray.train.report({"iteration": 1, "resumed_from": 1, **digest}, checkpoint=checkpoint)
         return
     config = LoopConfig.from_dict(raw)
     with tempfile.TemporaryDirectory() as tmp:
         fit_and_save(config, worker_shard(raw, "train").to_pandas(), Path(tmp, MODEL_FILE))
         ray.train.report(
-            {"iteration": 1, "resumed_from": 0},
+            {"iteration": 1, "resumed_from": 0, **model_digest_metrics(Path(tmp), MODEL_FILE)},
             checkpoint=ray.train.Checkpoint.from_directory(tmp),
         )
 

@@ -28,6 +28,7 @@ from rayline.training.frameworks.base import (
     loop_config_with_shards,
     worker_shard,
 )
+from rayline.training.model_files import model_digest_metrics
 from rayline.training.observer import IterationHistory
 
 if TYPE_CHECKING:
@@ -175,11 +176,12 @@ def _report(
     import ray.train
     import torch
 
-    metrics = {"iteration": epoch, "resumed_from": start, "train-loss": loss}
+    metrics: dict[str, Any] = {"iteration": epoch, "resumed_from": start, "train-loss": loss}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if rank == 0:
             torch.save(_model_state(model, optimizer, epoch, config), Path(tmp, MODEL_FILE))
+            metrics |= model_digest_metrics(Path(tmp), MODEL_FILE)
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=checkpoint)
     if rank == 0:

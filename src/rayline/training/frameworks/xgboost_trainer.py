@@ -31,6 +31,7 @@ from rayline.training.frameworks.base import (
     loop_config_with_shards,
     worker_shard,
 )
+from rayline.training.model_files import model_digest_metrics
 from rayline.training.observer import IterationHistory
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class _Checkpointer(xgboost.callback.TrainingCallback):
             checkpoint = None
             if rank == 0:
                 model.save_model(str(Path(tmp, MODEL_FILE)))
+                metrics |= model_digest_metrics(Path(tmp), MODEL_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint)
         if rank == 0:
