@@ -75,7 +75,12 @@ def test_only_the_known_secrets_travel(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["train", "deploy"])
-def test_no_s3_keys_when_none_are_set(tmp_path: Path, kind: str) -> None:
+def test_no_s3_keys_when_none_are_set(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Settings read the environment too: CI sources the services' S3 keys into it.
+    for name in ("RAYLINE_S3_ACCESS_KEY_ID", "RAYLINE_S3_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
     env = job_env(Settings(home=tmp_path), kind, ray_address=None)  # type: ignore[arg-type]
     assert "RAYLINE_S3_SECRET_ACCESS_KEY" not in env
 
