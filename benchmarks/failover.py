@@ -1,4 +1,4 @@
-"""Leader fail-over time of the Cluster Manager on ZooKeeper (issue 8).
+"""Leader fail-over time of the Cluster Manager on ZooKeeper.
 
 Two manager replicas share one database and one ZooKeeper (a private server
 started with deploy/zookeeper.sh). Each run SIGKILLs the leader (no goodbye, so

@@ -119,7 +119,6 @@ class Settings(BaseSettings):
     # Applied to requests that leave them unset; shared by replicas (`rayline config set`).
     default_ttl_seconds: int | None = Field(default=None, ge=1)
     default_idle_timeout_seconds: int | None = Field(default=None, ge=1)
-    # <<< coordination
     # Warm cluster pools: "training:1,serving:1" (purpose:size, default shapes) or,
     # in the config file, a list of shapes ({name, purpose, size, head, worker,
     # worker_count, runtime_env}); parsed and checked by `rayline.clusters.pools`.

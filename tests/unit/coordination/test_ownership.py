@@ -1,4 +1,4 @@
-"""Cluster ownership across replicas (issue 8), on the fake backend and SQLite.
+"""Cluster ownership across replicas, on the fake backend and SQLite.
 
 A cluster records the replica that provisions or terminates it; the leader's
 reconciliation leaves it to that replica while it lives and takes it over once it
