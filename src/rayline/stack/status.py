@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import SecretStr
 
@@ -13,9 +13,13 @@ from rayline.stack.processes import BackgroundProcess, answers
 from rayline.stack.services import SERVICES, service_addresses, services_up
 
 if TYPE_CHECKING:
-    from rayline.stack.stack import Stack
+    from collections.abc import Iterable
 
-__all__ = ["ComponentStatus", "stack_status"]
+    from rayline.stack.addons import Addon
+    from rayline.stack.config import StackConfig
+    from rayline.stack.state import StackState
+
+__all__ = ["ComponentStatus", "StackView", "stack_status"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,18 @@ class ComponentStatus:
     detail: str = ""
 
 
-def stack_status(stack: Stack) -> list[ComponentStatus]:
+class StackView(Protocol):
+    """What the status needs of a stack (``rayline.stack.stack.Stack`` has it)."""
+
+    config: StackConfig
+    state: StackState
+
+    def manager(self) -> BackgroundProcess: ...
+    def addons(self) -> Iterable[Addon]: ...
+    def process(self, name: str) -> BackgroundProcess: ...
+
+
+def stack_status(stack: StackView) -> list[ComponentStatus]:
     """Each component's state and address: services, manager, add-ons, Airflow."""
     config = stack.config
     running = services_up(config)
