@@ -65,6 +65,11 @@ DAG_ID = "rayline_train_and_serve"
 # Ray's job API answers a status request in milliseconds: look every second, so a
 # finished job is noticed within a second rather than half a poll interval later.
 _JOB_POLL_SECONDS = 1.0
+# Follow a job on the worker this long before deferring it to the triggerer: the
+# demo's training and deploy jobs end well within it, and a deferred task costs
+# seconds more to resume (the triggerer, the scheduler, a new task process) than
+# holding one worker slot for a short job does.
+_DEFER_AFTER_SECONDS = 60.0
 
 _RETRYING: dict[str, Any] = {
     "retries": 2,
@@ -139,6 +144,7 @@ with DAG(
         cluster=create_training.output,
         spec="{{ params.training }}",
         poll_interval=_JOB_POLL_SECONDS,
+        defer_after=_DEFER_AFTER_SECONDS,
         **_RETRYING,
     )
     delete_training = DeleteRayClusterOperator(
@@ -168,6 +174,7 @@ with DAG(
         mode="{{ params.serving.get('mode') }}",
         labels="{{ params.serving.get('labels') or {} }}",
         poll_interval=_JOB_POLL_SECONDS,
+        defer_after=_DEFER_AFTER_SECONDS,
         **{**_RETRYING, "retries": 1},
     )
     verified = verify_endpoint(deploy.output)  # type: ignore[arg-type]  # resolved at run time

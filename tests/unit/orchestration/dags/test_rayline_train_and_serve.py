@@ -255,3 +255,9 @@ def test_a_wrong_target_fails_the_check_before_any_cluster(
         module, "get_current_context", lambda: {"params": {"training": DEFAULT_TRAINING}}
     )
     check()
+
+
+def test_job_tasks_follow_short_jobs_on_the_worker_before_deferring() -> None:
+    for task_id in ("train", "deploy"):
+        task = _task(task_id)
+        assert task.deferrable and task.defer_after >= 30, task_id
