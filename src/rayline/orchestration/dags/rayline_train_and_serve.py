@@ -147,8 +147,20 @@ with DAG(
         defer_after=_DEFER_AFTER_SECONDS,
         **_RETRYING,
     )
+    # Only the request: the manager tears the training cluster down while serving
+    # goes on. confirm_training_teardown waits for it to end, after the endpoint
+    # answered, so a teardown that fails still fails the run.
     delete_training = DeleteRayClusterOperator(
-        task_id="delete_training_cluster", created_by="create_training_cluster", **_RETRYING
+        task_id="delete_training_cluster",
+        created_by="create_training_cluster",
+        wait_for_termination=False,
+        **_RETRYING,
+    )
+    confirm_training_teardown = DeleteRayClusterOperator(
+        task_id="confirm_training_teardown",
+        created_by="create_training_cluster",
+        trigger_rule="all_done",
+        **_RETRYING,
     )
     # Only the request: the cluster starts while the model trains.
     request_serving = CreateRayClusterOperator(
@@ -193,4 +205,5 @@ with DAG(
     # Serve only a model that trained.
     train >> create_serving >> deploy >> verified
     verified >> delete_serving.as_teardown(setups=[request_serving, create_serving])
-    [verified, delete_training, delete_serving] >> recorded
+    [verified, delete_training] >> confirm_training_teardown
+    [verified, confirm_training_teardown, delete_serving] >> recorded

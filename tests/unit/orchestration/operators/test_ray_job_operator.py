@@ -290,7 +290,7 @@ def test_sync_mode_polls_until_the_job_ends(succeeds: bool) -> None:
 def test_a_short_job_ends_on_the_worker_without_deferring() -> None:
     env = Env()
     env.apis["http://127.0.0.1:8265"] = ScriptedApi(
-        ["PENDING", "RUNNING", "SUCCEEDED"], "step\nRAYLINE_RESULT {\"version\": 3}\n"
+        ["PENDING", "RUNNING", "SUCCEEDED"], 'step\nRAYLINE_RESULT {"version": 3}\n'
     )
     op = env.operator(defer_after=30, poll_interval=0)
 
