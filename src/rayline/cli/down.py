@@ -41,10 +41,7 @@ def down() -> None:
 
 def _drain_pools(client: ClusterManagerClient) -> None:
     """End the warm spares first: the pool keeper must not refill while we delete."""
-    response = client._transport.request(  # (the client has no pool call: one route)
-        "POST", "/v1/pools/drain", what="pool drain", timeout=300
-    )
-    drained = response.json().get("drained", [])
+    drained = client.drain_pools()
     if drained:
         console.print(f"drained {len(drained)} pooled cluster(s): {', '.join(drained)}")
 

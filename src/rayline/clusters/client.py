@@ -46,6 +46,7 @@ from rayline.clusters.schemas import (
     ClusterPublic,
     ClustersPublic,
     ClusterState,
+    PoolsDrained,
     Purpose,
 )
 
@@ -280,6 +281,17 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
             "DELETE", f"/v1/clusters/{segment(cluster_id)}", what="cluster", cluster_id=cluster_id
         )
         return parse(response, ClusterPublic)
+
+    def drain_pools(self) -> list[str]:
+        """End every fresh pooled cluster and stop refilling (before a shutdown).
+
+        Returns:
+            The ids of the pooled clusters drained.
+        """
+        response = self._transport.request(
+            "POST", "/v1/pools/drain", what="pool drain", timeout=300
+        )
+        return parse(response, PoolsDrained).drained
 
     def health(self) -> dict[str, Any]:
         """Ask the manager whether it is up; no retries.

@@ -22,6 +22,7 @@ __all__ = [
     "ClusterState",
     "ClustersPublic",
     "NodePublic",
+    "PoolsDrained",
     "Purpose",
     "ResourceSpec",
     "ServiceCreate",
@@ -175,3 +176,9 @@ class ServicesPublic(BaseModel):
 
     data: list[ServicePublic]
     count: int
+
+
+class PoolsDrained(BaseModel):
+    """The pooled clusters a drain ended."""
+
+    drained: list[str]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import URL
 
 from rayline.metadata.db import create_engine_for, parse_database_url, sqlite_file_path
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it runs: the jobs and the CLI import rayline.metadata for
+# the registry, and loading Alembic costs them most of a second at start-up.
 
 __all__ = ["alembic_config", "current_revision", "upgrade"]
 
@@ -22,6 +26,8 @@ def alembic_config(database_url: str | URL) -> Config:
     The URL travels in ``Config.attributes``, not in the ini options, so a
     password with ``%`` in it needs no escaping and is never written anywhere.
     """
+    from alembic.config import Config
+
     config = Config(str(ALEMBIC_INI))
     config.attributes["database_url"] = parse_database_url(database_url).render_as_string(
         hide_password=False
@@ -37,11 +43,15 @@ def upgrade(database_url: str | URL, revision: str = "head") -> None:
     Safe to call from several processes at once: the migration runs under a
     database lock.
     """
+    from alembic import command
+
     command.upgrade(alembic_config(database_url), revision)
 
 
 def current_revision(database_url: str | URL) -> str | None:
     """Return the store's Alembic revision, or None if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     path = sqlite_file_path(database_url)
     if path is not None and not path.exists():
         return None  # don't create an empty file just to look at it

@@ -55,7 +55,11 @@ def test_failing_training_fails_the_run_and_leaves_no_cluster(manager: ManagerPr
             for error in (train.error or "", record.error or ""):
                 assert "the job said:" in error
                 assert "/nonexistent/rayline-test/data.csv" in error
-            for name in ("delete_training_cluster", "delete_serving_cluster_unless_served"):
+            for name in (
+                "delete_training_cluster",
+                "confirm_training_teardown",
+                "delete_serving_cluster_unless_served",
+            ):
                 teardown = [s for s in steps if s.name == name]
                 assert [s.status for s in teardown] == [WorkflowStatus.SUCCESS], name
     finally:

@@ -255,6 +255,14 @@ def test_delete_cluster_returns_the_terminating_cluster(make: Any) -> None:
     assert result.state is ClusterState.TERMINATING
 
 
+def test_drain_pools_posts_the_drain_and_returns_the_drained_ids(make: Any) -> None:
+    handler = answer(200, {"drained": ["rc-1", "rc-2"]})
+    assert make(handler).drain_pools() == ["rc-1", "rc-2"]
+    (request,) = handler.seen
+    assert (request.method, request.url.path) == ("POST", "/v1/pools/drain")
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
 def test_wait_for_state_long_polls_with_capped_timeout_and_longer_read_timeout(
     make: Any,
 ) -> None:

@@ -65,6 +65,11 @@ DAG_ID = "rayline_train_and_serve"
 # Ray's job API answers a status request in milliseconds: look every second, so a
 # finished job is noticed within a second rather than half a poll interval later.
 _JOB_POLL_SECONDS = 1.0
+# Follow a job on the worker this long before deferring it to the triggerer: the
+# demo's training and deploy jobs end well within it, and a deferred task costs
+# seconds more to resume (the triggerer, the scheduler, a new task process) than
+# holding one worker slot for a short job does.
+_DEFER_AFTER_SECONDS = 60.0
 
 _RETRYING: dict[str, Any] = {
     "retries": 2,
@@ -139,10 +144,23 @@ with DAG(
         cluster=create_training.output,
         spec="{{ params.training }}",
         poll_interval=_JOB_POLL_SECONDS,
+        defer_after=_DEFER_AFTER_SECONDS,
         **_RETRYING,
     )
+    # Only the request: the manager tears the training cluster down while serving
+    # goes on. confirm_training_teardown waits for it to end, after the endpoint
+    # answered, so a teardown that fails still fails the run.
     delete_training = DeleteRayClusterOperator(
-        task_id="delete_training_cluster", created_by="create_training_cluster", **_RETRYING
+        task_id="delete_training_cluster",
+        created_by="create_training_cluster",
+        wait_for_termination=False,
+        **_RETRYING,
+    )
+    confirm_training_teardown = DeleteRayClusterOperator(
+        task_id="confirm_training_teardown",
+        created_by="create_training_cluster",
+        trigger_rule="all_done",
+        **_RETRYING,
     )
     # Only the request: the cluster starts while the model trains.
     request_serving = CreateRayClusterOperator(
@@ -168,6 +186,7 @@ with DAG(
         mode="{{ params.serving.get('mode') }}",
         labels="{{ params.serving.get('labels') or {} }}",
         poll_interval=_JOB_POLL_SECONDS,
+        defer_after=_DEFER_AFTER_SECONDS,
         **{**_RETRYING, "retries": 1},
     )
     verified = verify_endpoint(deploy.output)  # type: ignore[arg-type]  # resolved at run time
@@ -186,4 +205,5 @@ with DAG(
     # Serve only a model that trained.
     train >> create_serving >> deploy >> verified
     verified >> delete_serving.as_teardown(setups=[request_serving, create_serving])
-    [verified, delete_training, delete_serving] >> recorded
+    [verified, delete_training] >> confirm_training_teardown
+    [verified, confirm_training_teardown, delete_serving] >> recorded

@@ -7,6 +7,7 @@ finds its job, and a retry can find the jobs of earlier tries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rayline.orchestration import ids
@@ -14,7 +15,13 @@ from rayline.orchestration.exceptions import RayJobApiError
 from rayline.orchestration.hooks.ray_jobs import RayJobHook, RayJobState
 from rayline.orchestration.operators.job_logs import TaskLog
 
-__all__ = ["airflow_env_vars", "airflow_metadata", "find_job_to_follow", "submit_once"]
+__all__ = [
+    "airflow_env_vars",
+    "airflow_metadata",
+    "find_job_to_follow",
+    "job_runtime_env",
+    "submit_once",
+]
 
 _ACTIVE = frozenset({"PENDING", "RUNNING"})
 
@@ -81,3 +88,24 @@ def airflow_metadata(key: ids.TaskKey) -> dict[str, str]:
     ids_ = {"dag_id": key.dag_id, "run_id": key.run_id, "task_id": key.task_id}
     ids_["try_number"] = str(key.try_number)
     return {f"airflow_{name}": value for name, value in ids_.items()}
+
+
+def job_runtime_env(
+    given: Mapping[str, Any],
+    key: ids.TaskKey,
+    *,
+    ray_address: str,
+    job_env: Mapping[str, str],
+) -> dict[str, Any]:
+    """The job's runtime env: the given one plus Airflow's context variables (so the
+    job knows its run), the job's own variables and ``RAY_ADDRESS`` (so the job's
+    actors find their own cluster, see `rayline.jobs.env`). Given ``env_vars`` win.
+    """
+    env = dict(given)
+    env["env_vars"] = {
+        **airflow_env_vars(key),
+        "RAY_ADDRESS": ray_address,
+        **dict(job_env),
+        **dict(env.get("env_vars") or {}),
+    }
+    return env

@@ -13,17 +13,21 @@ from pydantic import BaseModel
 from rayline.jobs.output import AnyResult, failure_message, read_output
 from rayline.orchestration import ids
 from rayline.orchestration.exceptions import (
-    RayJobApiError,
     RayJobFailedError,
     RayJobRefusedError,
 )
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.hooks.ray_jobs import RayJobHook, RayJobState
-from rayline.orchestration.operators.job_logs import JobLogWriter, poll_until_done
+from rayline.orchestration.operators.job_logs import (
+    JobLogWriter,
+    follow_on_worker,
+    job_seconds,
+    no_retry_reason,
+)
 from rayline.orchestration.operators.job_submission import (
-    airflow_env_vars,
     airflow_metadata,
     find_job_to_follow,
+    job_runtime_env,
     submit_once,
 )
 from rayline.orchestration.operators.job_target import JobTarget, resolve_cluster_target
@@ -71,6 +75,10 @@ class SubmitRayJobOperator(BaseOperator):
         ``job_api_url`` is given.
     :param deferrable: follow the job in the triggerer (the default) instead of
         on a worker.
+    :param defer_after: with ``deferrable``, seconds to follow the job on the worker
+        before deferring. A job that ends sooner finishes the task there: resuming a
+        deferred task costs seconds of the scheduler's and a new task process's
+        time, more than a short job takes. 0: defer at once.
     :param poll_interval: seconds between two status checks.
     :param stream_logs: write the job's log lines as they come; otherwise only
         at the end.
@@ -119,6 +127,7 @@ class SubmitRayJobOperator(BaseOperator):
         rayline_conn_id: str = ClusterManagerHook.default_conn_name,
         ray_conn_id: str = RayJobHook.default_conn_name,
         deferrable: bool = True,
+        defer_after: float = 0.0,
         poll_interval: float = 5.0,
         stream_logs: bool = True,
         unreachable_timeout: float = 60.0,
@@ -141,6 +150,7 @@ class SubmitRayJobOperator(BaseOperator):
         self.rayline_conn_id = rayline_conn_id
         self.ray_conn_id = ray_conn_id
         self.deferrable = deferrable
+        self.defer_after = defer_after
         self.poll_interval = poll_interval
         self.stream_logs = stream_logs
         self.unreachable_timeout = unreachable_timeout
@@ -196,22 +206,28 @@ class SubmitRayJobOperator(BaseOperator):
                 0,
                 exit_code=state.driver_exit_code,
             )
-        if self.deferrable:
-            # execute_complete reads the cluster back from XCom: defer kwargs are not
-            # passed on by every runner (dag.test() in Airflow 3.3 drops them).
-            context["ti"].xcom_push(key="cluster_id", value=target.cluster_id)
-            self.defer(
-                trigger=RayJobTrigger(
-                    job_api_url=hook.address,
-                    submission_id=submission_id,
-                    poll_interval=self.poll_interval,
-                    stream_logs=self.stream_logs,
-                    unreachable_timeout=self.unreachable_timeout,
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.job_timeout) if self.job_timeout else None,
-            )
-        return self._follow(context, hook, submission_id, target)
+        offset = 0
+        if not self.deferrable or self.defer_after > 0:
+            limit = self.defer_after if self.deferrable else None
+            finished, offset = self._follow(context, hook, submission_id, target, wait_limit=limit)
+            if finished is not None:
+                return finished
+            self.log.info("Ray job %s still runs after %g s; deferring", submission_id, limit)
+        # execute_complete reads the cluster back from XCom: defer kwargs are not
+        # passed on by every runner (dag.test() in Airflow 3.3 drops them).
+        context["ti"].xcom_push(key="cluster_id", value=target.cluster_id)
+        self.defer(
+            trigger=RayJobTrigger(
+                job_api_url=hook.address,
+                submission_id=submission_id,
+                poll_interval=self.poll_interval,
+                stream_logs=self.stream_logs,
+                log_offset=offset,
+                unreachable_timeout=self.unreachable_timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.job_timeout) if self.job_timeout else None,
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: write the rest of the log, then succeed or raise."""
@@ -275,61 +291,64 @@ class SubmitRayJobOperator(BaseOperator):
             submission_id=submission_id,
             log=self.log,
             entrypoint=entrypoint,
-            runtime_env=self._runtime_env(context, key, target, hook.address),
-            metadata={**airflow_metadata(key), **self._given_metadata()},
+            runtime_env=job_runtime_env(
+                rendered_mapping(self.runtime_env) if self.runtime_env else {},
+                key,
+                ray_address=target.ray_address or hook.address,
+                job_env=self.build_job_env(context),
+            ),
+            metadata={
+                **airflow_metadata(key),
+                **{str(k): str(v) for k, v in rendered_mapping(self.metadata or {}).items()},
+            },
             entrypoint_num_cpus=self.entrypoint_num_cpus,
             entrypoint_resources=dict(self.entrypoint_resources or {}) or None,
         )
         return submission_id, None
 
-    def _runtime_env(
-        self, context: Context, key: ids.TaskKey, target: JobTarget, job_api_url: str
-    ) -> dict[str, Any]:
-        """The runtime env: Airflow's context variables so the job knows its run, and
-        ``RAY_ADDRESS`` so the job's actors find their own cluster (see `rayline.jobs.env`).
-        """
-        env = dict(rendered_mapping(self.runtime_env) if self.runtime_env else {})
-        env["env_vars"] = {
-            **airflow_env_vars(key),
-            "RAY_ADDRESS": target.ray_address or job_api_url,
-            **dict(self.build_job_env(context)),
-            **dict(env.get("env_vars") or {}),
-        }
-        return env
-
-    def _given_metadata(self) -> dict[str, str]:
-        given = rendered_mapping(self.metadata) if self.metadata else {}
-        return {str(k): str(v) for k, v in given.items()}
-
     def _follow(
-        self, context: Context, hook: RayJobHook, submission_id: str, target: JobTarget
-    ) -> dict[str, Any]:
-        """Poll on the worker until the job ends, writing its log as it comes."""
+        self,
+        context: Context,
+        hook: RayJobHook,
+        submission_id: str,
+        target: JobTarget,
+        *,
+        wait_limit: float | None = None,
+    ) -> tuple[dict[str, Any] | None, int]:
+        """Follow the job on the worker, writing its log as it comes.
+
+        Returns:
+            The task's result once the job ended (None when ``wait_limit`` seconds
+            passed first), and the characters of the log written so far.
+        """
         self._followed = (hook, submission_id)
-        writer = JobLogWriter(hook, submission_id, self.log)
-        state = poll_until_done(
+        state, offset = follow_on_worker(
             hook,
             submission_id,
             log=self.log,
             poll_interval=self.poll_interval,
             unreachable_timeout=self.unreachable_timeout,
-            job_timeout=self.job_timeout,
-            writer=writer if self.stream_logs else None,
+            job_timeout=None if wait_limit is not None else self.job_timeout,
+            stream_logs=self.stream_logs,
+            wait_limit=wait_limit,
         )
         self._followed = None
+        if state is None:
+            return None, offset
         message = state.message
         if state.driver_exit_code is not None and not state.succeeded:
             message += f" (exit code {state.driver_exit_code})"
-        return self._finish(
+        result = self._finish(
             context,
             hook,
             submission_id,
             target,
             state.status,
             message,
-            writer.offset,
+            offset,
             exit_code=state.driver_exit_code,
         )
+        return result, offset
 
     def _finish(
         self,
@@ -347,7 +366,12 @@ class SubmitRayJobOperator(BaseOperator):
         logs = JobLogWriter(hook, submission_id, self.log, offset=offset).write(final=True)
         if status != "SUCCEEDED":
             message = failure_message(message, logs)
-            because = self._no_retry_reason(exit_code, logs)
+            because = no_retry_reason(
+                exit_code,
+                read_output(logs, self.result_type).error if logs else None,
+                exit_codes=self.no_retry_exit_codes,
+                errors=self.no_retry_errors,
+            )
             if because is not None:
                 raise RayJobRefusedError(
                     submission_id,
@@ -369,23 +393,6 @@ class SubmitRayJobOperator(BaseOperator):
                 "cluster_id": target.cluster_id,
                 "status": status,
                 "result": result,
-                "job_seconds": self._job_seconds(hook, submission_id),
+                "job_seconds": job_seconds(hook, submission_id),
             },
         )
-
-    def _no_retry_reason(self, exit_code: int | None, logs: str | None) -> str | None:
-        """Why a failed job must not be retried, or None when a retry may help."""
-        if exit_code is not None and exit_code in self.no_retry_exit_codes:
-            return f"exit code {exit_code} means bad input"
-        reported = read_output(logs, self.result_type).error if logs else None
-        if reported is not None and reported.error in self.no_retry_errors:
-            return f"{reported.error} fails the same way every time"
-        return None
-
-    def _job_seconds(self, hook: RayJobHook, submission_id: str) -> float | None:
-        """The job's run time as Ray measured it (the workflow's per-step timings show it)."""
-        try:
-            state = hook.get_job_state(submission_id)
-        except RayJobApiError:
-            return None
-        return state.seconds if state is not None else None

@@ -38,6 +38,7 @@ def test_dag_has_the_workflow_tasks() -> None:
         "create_training_cluster",
         "train",
         "delete_training_cluster",
+        "confirm_training_teardown",
         "request_serving_cluster",
         "create_serving_cluster",
         "deploy",
@@ -66,9 +67,15 @@ def test_dag_has_the_workflow_tasks() -> None:
             "delete_serving_cluster_unless_served",
             {"request_serving_cluster", "create_serving_cluster", "verify_endpoint"},
         ),
+        # The training cluster's teardown is checked after the endpoint answered.
+        ("confirm_training_teardown", {"verify_endpoint", "delete_training_cluster"}),
         (
             "record_run",
-            {"verify_endpoint", "delete_training_cluster", "delete_serving_cluster_unless_served"},
+            {
+                "verify_endpoint",
+                "confirm_training_teardown",
+                "delete_serving_cluster_unless_served",
+            },
         ),
     ],
 )
@@ -88,6 +95,10 @@ def test_clusters_are_setups_and_their_deletions_teardowns() -> None:
         "create_serving_cluster",
     ]
     assert _task("delete_training_cluster").is_teardown
+    # It only asks: serving goes on while the training cluster's processes stop.
+    assert _task("delete_training_cluster").wait_for_termination is False  # type: ignore[attr-defined]
+    assert _task("confirm_training_teardown").wait_for_termination is True  # type: ignore[attr-defined]
+    assert _task("confirm_training_teardown").trigger_rule == "all_done"
     assert _task("delete_serving_cluster_unless_served").is_teardown
     assert not _task("train").is_setup and not _task("train").is_teardown
     # The serving cluster stays when the endpoint answered, goes when it did not.
@@ -255,3 +266,9 @@ def test_a_wrong_target_fails_the_check_before_any_cluster(
         module, "get_current_context", lambda: {"params": {"training": DEFAULT_TRAINING}}
     )
     check()
+
+
+def test_job_tasks_follow_short_jobs_on_the_worker_before_deferring() -> None:
+    for task_id in ("train", "deploy"):
+        task = _task(task_id)
+        assert task.deferrable and task.defer_after >= 30, task_id

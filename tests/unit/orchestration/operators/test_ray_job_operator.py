@@ -287,6 +287,31 @@ def test_sync_mode_polls_until_the_job_ends(succeeds: bool) -> None:
             op.execute(context_for(FakeTI("train")))
 
 
+def test_a_short_job_ends_on_the_worker_without_deferring() -> None:
+    env = Env()
+    env.apis["http://127.0.0.1:8265"] = ScriptedApi(
+        ["PENDING", "RUNNING", "SUCCEEDED"], 'step\nRAYLINE_RESULT {"version": 3}\n'
+    )
+    op = env.operator(defer_after=30, poll_interval=0)
+
+    done = op.execute(context_for(FakeTI("train")))
+
+    assert done["status"] == "SUCCEEDED" and done["result"] == {"version": 3}
+
+
+def test_a_job_still_running_after_defer_after_is_deferred_past_the_log_written() -> None:
+    env = Env()
+    env.apis["http://127.0.0.1:8265"] = ScriptedApi(["RUNNING"], "line one\nline two\n")
+    op = env.operator(defer_after=0.05, poll_interval=0.01)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context_for(FakeTI("train")))
+
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, RayJobTrigger)
+    assert trigger.log_offset == len("line one\nline two\n")  # not written twice
+
+
 def test_a_retry_replaces_a_dead_cluster_keeping_its_labels() -> None:
     env = Env()
     env.manager.clusters["rc-1"] = env.cluster.model_copy(

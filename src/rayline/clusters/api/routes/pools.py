@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from rayline.clusters.api.deps import Authorized, RuntimeDep
+from rayline.clusters.schemas import PoolsDrained
 
 router = APIRouter(prefix="/v1/pools", tags=["pools"], dependencies=[Authorized])
-
-
-class PoolsDrained(BaseModel):
-    """The pooled clusters a drain ended."""
-
-    drained: list[str]
 
 
 @router.post("/drain", response_model=PoolsDrained)
