@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,9 @@ def alembic_config(database_url: str | URL) -> Config:
     """
     from alembic.config import Config
 
-    config = Config(str(ALEMBIC_INI))
+    # Alembic's default stdout is whatever sys.stdout was when alembic.config was
+    # first imported; imported lazily, that may be a stream closed since.
+    config = Config(str(ALEMBIC_INI), stdout=sys.stdout)
     config.attributes["database_url"] = parse_database_url(database_url).render_as_string(
         hide_password=False
     )
