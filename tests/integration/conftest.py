@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy import URL, make_url
 
 from rayline.config import Settings
 from rayline.storage.s3_store import make_s3_client
+from tests.integration.resources import delete_bucket, temporary_database
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,32 +45,17 @@ def pg_admin_url() -> URL:
     return make_url(required_env("RAYLINE_PG_URL"))
 
 
-@contextmanager
-def _temporary_database(admin_url: URL) -> Iterator[URL]:
-    name = f"rayline_test_{secrets.token_hex(6)}"
-    # CREATE/DROP DATABASE cannot run inside a transaction.
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def pg_database_url(pg_admin_url: URL) -> Iterator[URL]:
     """A fresh, empty database for this test session, dropped at the end."""
-    with _temporary_database(pg_admin_url) as url:
+    with temporary_database(pg_admin_url) as url:
         yield url
 
 
 @pytest.fixture
 def pg_empty_database_url(pg_admin_url: URL) -> Iterator[URL]:
     """A fresh, empty database for one test that must start from nothing."""
-    with _temporary_database(pg_admin_url) as url:
+    with temporary_database(pg_admin_url) as url:
         yield url
 
 
@@ -91,16 +76,6 @@ def s3_settings() -> Settings:
 def s3_client(s3_settings: Settings) -> S3Client:
     """A plain boto3 client on the real server, for setup, tampering and cleanup."""
     return make_s3_client(s3_settings)
-
-
-def delete_bucket(client: S3Client, bucket: str) -> None:
-    """Abort pending uploads, delete every object, then the bucket itself."""
-    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            client.delete_object(Bucket=bucket, Key=obj["Key"])
-    client.delete_bucket(Bucket=bucket)
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import URL, create_engine, text
+from sqlalchemy import URL
 
 from rayline.clusters.client import ClusterManagerClient
 from tests.integration.clusters.leaks import temp_base_env
+from tests.integration.resources import temporary_database
 
 
 def free_port() -> int:
@@ -34,16 +35,8 @@ def free_port() -> int:
 @pytest.fixture
 def fresh_pg_url(pg_admin_url: URL) -> Iterator[URL]:
     """An empty database of its own for one test, dropped afterwards."""
-    name = f"rayline_cm_{secrets.token_hex(5)}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_admin_url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(pg_admin_url, "rayline_cm") as url:
+        yield url
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import URL, Engine, create_engine, make_url, text
+from sqlalchemy import URL, Engine, make_url
 
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, Purpose, ResourceSpec
@@ -38,6 +38,7 @@ from rayline.storage import ArtifactStore, VersionRef, open_store
 from rayline.storage.s3_store import make_s3_client
 from tests.integration.conftest import required_env
 from tests.integration.manager import ManagerProcess, cleanup_clusters, free_port
+from tests.integration.resources import temporary_bucket, temporary_database
 from tests.unit.serving.model_factory import IrisModel, publish_iris
 
 READY_TIMEOUT = 300
@@ -134,17 +135,8 @@ class ServingEnv:
 @pytest.fixture(scope="module")
 def module_pg_url() -> Iterator[URL]:
     """A fresh database for this module, dropped at the end."""
-    admin_url = make_url(required_env("RAYLINE_PG_URL"))
-    name = f"rayline_serve_{secrets.token_hex(5)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(make_url(required_env("RAYLINE_PG_URL")), "rayline_serve") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -156,14 +148,8 @@ def module_bucket() -> Iterator[str]:
         "RAYLINE_S3_SECRET_ACCESS_KEY",
     ):
         required_env(name)
-    s3 = make_s3_client(Settings())
-    bucket = f"rl-serve-{secrets.token_hex(5)}"
-    s3.create_bucket(Bucket=bucket)
-    yield bucket
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=item["Key"])
-    s3.delete_bucket(Bucket=bucket)
+    with temporary_bucket(make_s3_client(Settings()), "rl-serve") as bucket:
+        yield bucket
 
 
 @pytest.fixture(scope="module")

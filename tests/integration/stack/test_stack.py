@@ -37,8 +37,9 @@ from rayline.metadata.db import create_engine_for, session_scope
 from rayline.metadata.enums import ClusterState, DeploymentStatus, WorkflowStatus
 from rayline.metadata.models import Cluster, Deployment, WorkflowRun
 from rayline.stack.processes import session_members
-from tests.integration.conftest import delete_bucket, required_env
+from tests.integration.conftest import required_env
 from tests.integration.manager import free_port
+from tests.integration.resources import delete_bucket
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from rayline.storage.errors import (
     StorageAccessDeniedError,
 )
 from rayline.storage.s3_store import S3ArtifactStore
-from tests.integration.conftest import delete_bucket
+from tests.integration.resources import delete_bucket
 from tests.integration.storage.s3_helpers import MIB, write_random_file
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,9 @@ from sqlalchemy import create_engine, make_url, text
 
 from rayline.config import Settings
 from rayline.storage.s3_store import make_s3_client
-from tests.integration.conftest import delete_bucket, required_env
+from tests.integration.conftest import required_env
 from tests.integration.manager import free_port
+from tests.integration.resources import delete_bucket
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "deploy" / "mlflow.sh"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import URL, Engine, create_engine, make_url, text
+from sqlalchemy import URL, Engine, make_url
 
 from rayline.clusters.client import ClusterManagerClient
 from rayline.clusters.errors import ClusterFailedError
@@ -27,6 +27,7 @@ from rayline.metadata import create_engine_for
 from rayline.storage.s3_store import make_s3_client
 from tests.integration.conftest import required_env
 from tests.integration.manager import ManagerProcess, cleanup_clusters, free_port
+from tests.integration.resources import temporary_bucket, temporary_database
 
 READY_TIMEOUT = 660  # a busy 2-core host can take minutes to start 3 nodes
 
@@ -56,31 +57,15 @@ class TrainingEnv:
 @pytest.fixture(scope="package")
 def package_pg_url() -> Iterator[URL]:
     """A fresh database for these tests, dropped at the end."""
-    admin_url = make_url(required_env("RAYLINE_PG_URL"))
-    name = f"rayline_train_{secrets.token_hex(5)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(make_url(required_env("RAYLINE_PG_URL")), "rayline_train") as url:
+        yield url
 
 
 @pytest.fixture(scope="package")
 def package_bucket() -> Iterator[str]:
     """A fresh bucket on the real S3 server, emptied and removed at the end."""
-    settings = _s3_settings()
-    s3 = make_s3_client(settings)
-    bucket = f"rl-train-{secrets.token_hex(5)}"
-    s3.create_bucket(Bucket=bucket)
-    yield bucket
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=item["Key"])
-    s3.delete_bucket(Bucket=bucket)
+    with temporary_bucket(make_s3_client(_s3_settings()), "rl-train") as bucket:
+        yield bucket
 
 
 def _s3_settings(**overrides: Any) -> Settings:
