@@ -15,6 +15,8 @@ run its own stack next to the default one:
 | ``RAYLINE_STACK_BUCKET`` | ``rayline`` | artifacts go to ``s3://BUCKET/artifacts`` |
 | ``RAYLINE_STACK_COORDINATION`` | off | ``1``: start ZooKeeper, managers coordinate through it |
 | ``RAYLINE_PROMETHEUS_PORT`` / ``RAYLINE_ZK_PORT`` | 59090 / 52181 | Prometheus, ZooKeeper |
+| ``RAYLINE_STACK_MLFLOW_PORT`` | 55500 | MLflow's tracking server |
+| ``RAYLINE_STACK_MLFLOW_DATABASE`` | ``mlflow`` | MLflow's backend store on the same Postgres |
 
 ``up`` writes these variables (with the stack's own, resolved values) into
 ``$RAYLINE_STACK_DIR/stack.env``: sourcing it names this stack to every later
@@ -107,6 +109,8 @@ class StackConfig:
     coordination: bool = False
     prometheus_port: int = 59090
     zookeeper_port: int = 52181
+    mlflow_port: int = 55500
+    mlflow_database: str = "mlflow"
 
     @classmethod
     def from_env(cls, state_dir: Path | None = None) -> StackConfig:
@@ -127,6 +131,8 @@ class StackConfig:
             in ("1", "true", "yes", "on"),
             prometheus_port=_port("RAYLINE_PROMETHEUS_PORT", 59090),
             zookeeper_port=_port("RAYLINE_ZK_PORT", 52181),
+            mlflow_port=_port("RAYLINE_STACK_MLFLOW_PORT", 55500),
+            mlflow_database=_db_name("RAYLINE_STACK_MLFLOW_DATABASE", "mlflow"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -149,6 +155,8 @@ class StackConfig:
             "RAYLINE_STACK_COORDINATION": "1" if self.coordination else "0",
             "RAYLINE_PROMETHEUS_PORT": str(self.prometheus_port),
             "RAYLINE_ZK_PORT": str(self.zookeeper_port),
+            "RAYLINE_STACK_MLFLOW_PORT": str(self.mlflow_port),
+            "RAYLINE_STACK_MLFLOW_DATABASE": self.mlflow_database,
         }
 
     @property
@@ -185,6 +193,11 @@ class StackConfig:
     def artifact_uri(self) -> str:
         """Where models and their artifacts go."""
         return f"s3://{self.bucket}/artifacts"
+
+    @property
+    def mlflow_artifacts(self) -> str:
+        """Where the MLflow server keeps the artifacts of tracked runs."""
+        return f"s3://{self.bucket}/mlflow"
 
 
 @dataclass(frozen=True)

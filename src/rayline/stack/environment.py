@@ -48,6 +48,10 @@ def process_environment(config: StackConfig, secrets: StackSecrets) -> dict[str,
         "AIRFLOW_CONFIG": str(config.airflow_home / "airflow.cfg"),
         **rayline_connection_environment(config.manager_url, token),
     }
+    # Training in the stack is tracked, and fails before it starts when MLflow cannot
+    # track it (unless the user allowed untracked runs).
+    ours["RAYLINE_MLFLOW_TRACKING_URI"] = addons.mlflow(config, {}).url
+    ours["RAYLINE_MLFLOW_REQUIRED"] = os.environ.get("RAYLINE_MLFLOW_REQUIRED", "true")
     if config.coordination:
         ours["RAYLINE_ZOOKEEPER_HOSTS"] = addons.zookeeper(config).url
     # The caller's Airflow settings (e.g. an embedded AIRFLOW_HOME) must not leak in.

@@ -23,10 +23,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from rayline.stack.addons import Addon, AddonError, monitoring, zookeeper
+from rayline.stack.addons import Addon, AddonError, mlflow, monitoring, zookeeper
 from rayline.stack.airflow import ADMIN_USER, AirflowClient
 from rayline.stack.airflow_components import AIRFLOW_COMPONENTS, DAG_ID, start_airflow
-from rayline.stack.config import Report, StackConfig, StackSecrets, load_secrets
+from rayline.stack.config import (
+    Report,
+    StackConfig,
+    StackSecrets,
+    load_secrets,
+    read_services_env,
+)
 from rayline.stack.environment import process_environment, write_user_env
 from rayline.stack.errors import StackError
 from rayline.stack.processes import BackgroundProcess, answers, wait_until_ready
@@ -104,7 +110,11 @@ class Stack:
             token = self.secrets().manager_token.get_secret_value()
         except FileNotFoundError:  # never up: nothing of ours runs, status only
             token = ""
-        found = [monitoring(self.config, token)]
+        try:
+            services = read_services_env(self.config.services_dir)
+        except FileNotFoundError:  # services never started: status only
+            services = {}
+        found = [mlflow(self.config, services), monitoring(self.config, token)]
         # Started by an earlier `up --coordination`: still ours to report and stop.
         if self.config.coordination or "zookeeper" in self.state.started("addons"):
             found.insert(0, zookeeper(self.config))
@@ -133,6 +143,9 @@ class Stack:
             self.up_addon(zookeeper(self.config), required=True)
         write_user_env(self.config, env)
         ensure_bucket(self.config, env, self._report)
+        # Before the manager and Airflow: the stack's training runs must be tracked.
+        services = read_services_env(self.config.services_dir)
+        self.up_addon(mlflow(self.config, services), required=True)
         manager = self.manager()
         if manager.pid() is None:
             self._report(f"starting the Cluster Manager on {self.config.manager_url}")

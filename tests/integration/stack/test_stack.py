@@ -35,7 +35,7 @@ from sqlalchemy import URL, create_engine, select, text
 
 from rayline.metadata.db import create_engine_for, session_scope
 from rayline.metadata.enums import ClusterState, DeploymentStatus, WorkflowStatus
-from rayline.metadata.models import Cluster, Deployment, WorkflowRun
+from rayline.metadata.models import Cluster, Deployment, ModelVersion, WorkflowRun
 from rayline.stack.processes import session_members
 from tests.integration.conftest import required_env
 from tests.integration.manager import free_port
@@ -127,6 +127,8 @@ def stack(pg_admin_url: URL, s3_client: Any, tmp_path: Path) -> Iterator[StackUn
         "RAYLINE_STACK_AIRFLOW_DATABASE": f"af_stack_{token}",
         "RAYLINE_STACK_BUCKET": f"rl-stack-{token}",
         "RAYLINE_PROMETHEUS_PORT": str(free_port()),
+        "RAYLINE_STACK_MLFLOW_PORT": str(free_port()),
+        "RAYLINE_STACK_MLFLOW_DATABASE": f"mlf_stack_{token}",
         # Ray Serve on the serving cluster: no image build, no container.
         "RAYLINE_SERVING_MODE": "ray",
         "COLUMNS": "200",  # rich: one line per message
@@ -143,7 +145,11 @@ def stack(pg_admin_url: URL, s3_client: Any, tmp_path: Path) -> Iterator[StackUn
         under_test.rayline("stack", "down", timeout=600)  # idempotent: after a failure too
         admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            for name in (env["RAYLINE_STACK_DATABASE"], env["RAYLINE_STACK_AIRFLOW_DATABASE"]):
+            for name in (
+                env["RAYLINE_STACK_DATABASE"],
+                env["RAYLINE_STACK_AIRFLOW_DATABASE"],
+                env["RAYLINE_STACK_MLFLOW_DATABASE"],
+            ):
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
         bucket = env["RAYLINE_STACK_BUCKET"]
@@ -175,6 +181,7 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
         **{name: "up" for name in COMPONENTS},
         **{name: "external" for name in ("postgres", "s3", "docker")},  # up before the stack
         "prometheus": "up",  # started by the stack, scraping the stack manager's targets
+        "mlflow": "up",  # the stack's tracking server, on its own database
     }
 
     spec = tmp_path / "train.yaml"
@@ -217,6 +224,10 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
             assert record.external_run_id in run.stdout
             assert {"train", "deploy", "verify_endpoint", "record_run"} <= set(steps)
             assert steps["train"].model_version_id is not None
+            version = session.get(ModelVersion, steps["train"].model_version_id)
+            assert version is not None
+            tracked_run = version.mlflow_run_id  # the stack tracks every training run
+            assert tracked_run, "the stack's training run was not tracked in MLflow"
             deployment = session.get(Deployment, steps["deploy"].deployment_id)
             assert deployment is not None
             assert deployment.model_name == stack.model
@@ -229,6 +240,13 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
         )
         assert answer.status_code == 200, answer.text
         assert [int(p) for p in answer.json()["predictions"]] == [0, 2]
+
+        mlflow_url = f"http://127.0.0.1:{stack.env['RAYLINE_STACK_MLFLOW_PORT']}"
+        tracked = httpx.get(
+            f"{mlflow_url}/api/2.0/mlflow/runs/get", params={"run_id": tracked_run}, timeout=30
+        )
+        assert tracked.status_code == 200, tracked.text
+        assert tracked.json()["run"]["info"]["status"] == "FINISHED"
 
         down = stack.rayline("stack", "down", sourced=True)
         assert down.returncode == 0, down.stdout + down.stderr
@@ -246,6 +264,8 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
     assert _processes_with(f"RAYLINE_HOME={stack.state_dir / 'home'}") == []
     with pytest.raises(httpx.HTTPError):
         httpx.post(f"{endpoint}/v1/models/{stack.model}:predict", json={}, timeout=5)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{mlflow_url}/health", timeout=5)  # stopped with the stack
     containers = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label=rayline.model={stack.model}"],
         env=stack.env,

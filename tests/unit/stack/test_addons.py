@@ -88,3 +88,36 @@ def test_a_failing_optional_addon_only_warns(tmp_path: Path) -> None:
 
     assert any("prometheus not started" in line and "59090 is taken" in line for line in lines)
     assert "prometheus" not in stack.state.started("addons")
+
+
+def test_mlflow_gets_its_own_database_and_the_stacks_bucket_and_only_the_services_it_needs(
+    tmp_path: Path,
+) -> None:
+    config = dataclasses.replace(_config(tmp_path), mlflow_port=55999, mlflow_database="mlf_x")
+    services = {
+        "RAYLINE_PG_URL": "postgresql+psycopg://u:p@127.0.0.1:1/postgres",
+        "RAYLINE_S3_ENDPOINT_URL": "http://127.0.0.1:2",
+        "RAYLINE_S3_ACCESS_KEY_ID": "id",
+        "RAYLINE_S3_SECRET_ACCESS_KEY": "secret",
+        "DOCKER_HOST": "unix:///nope.sock",
+    }
+    addon = addons.mlflow(config, services)
+    assert addon.url == "http://127.0.0.1:55999"
+    assert addon.env["RAYLINE_MLFLOW_DATABASE"] == "mlf_x"
+    assert addon.env["RAYLINE_MLFLOW_ARTIFACTS"] == f"s3://{config.bucket}/mlflow"
+    assert addon.env["RAYLINE_MLFLOW_DIR"] == str(config.state_dir / "mlflow")
+    assert addon.env["RAYLINE_S3_SECRET_ACCESS_KEY"] == "secret"
+    assert "DOCKER_HOST" not in addon.env  # the tracking server has no business with Docker
+
+
+def test_the_stacks_training_is_tracked_by_its_mlflow_and_required_unless_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = dataclasses.replace(_config(tmp_path), mlflow_port=55998)
+    monkeypatch.delenv("RAYLINE_MLFLOW_REQUIRED", raising=False)
+    env = process_environment(config, load_secrets(tmp_path / "stack"))
+    assert env["RAYLINE_MLFLOW_TRACKING_URI"] == "http://127.0.0.1:55998"
+    assert env["RAYLINE_MLFLOW_REQUIRED"] == "true"
+    monkeypatch.setenv("RAYLINE_MLFLOW_REQUIRED", "false")
+    allowed = process_environment(config, load_secrets(tmp_path / "stack"))
+    assert allowed["RAYLINE_MLFLOW_REQUIRED"] == "false"
