@@ -14,7 +14,9 @@ The model stays served until `rayline down`.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +37,7 @@ from rayline.orchestration.embedded_workflow import (
     run_train_and_serve,
 )
 from rayline.orchestration.progress import StepEvent
+from rayline.tracking.settings import embedded_tracking_uri
 
 __all__ = ["DEMO_SAMPLE", "DEMO_TRAINING", "run_demo"]
 
@@ -63,6 +66,7 @@ def run_demo() -> None:
     """Train a model, serve it and query it, all on the embedded defaults."""
     settings = get_settings()
     timings: list[tuple[str, float]] = []
+    tracking_uri = track_locally(settings.home)
 
     with _timed(timings, "metadata store migrated"), console.status("migrating the metadata"):
         upgrade(settings.database_url)
@@ -94,6 +98,33 @@ def run_demo() -> None:
         response.raise_for_status()
     _print_timings(timings, result)
     _print_result(deployment, result.version, url, response.json())
+    _print_tracking(result.version, tracking_uri)
+
+
+def track_locally(home: Path) -> str:
+    """Turn MLflow tracking on in MLflow's local store under ``home/mlflow``.
+
+    Only when the user has not chosen: an explicit ``RAYLINE_MLFLOW_TRACKING_URI``
+    (empty turns tracking off) is kept. The demo trains even when MLflow fails
+    (``RAYLINE_MLFLOW_REQUIRED=false`` unless set). The training job inherits both
+    variables. Returns the tracking URI in effect ("" when off).
+    """
+    if "RAYLINE_MLFLOW_TRACKING_URI" not in os.environ:
+        os.environ["RAYLINE_MLFLOW_TRACKING_URI"] = embedded_tracking_uri(home)
+        os.environ.setdefault("RAYLINE_MLFLOW_REQUIRED", "false")
+    return os.environ["RAYLINE_MLFLOW_TRACKING_URI"]
+
+
+def _print_tracking(version: ModelVersion, tracking_uri: str) -> None:
+    if not tracking_uri:
+        return
+    if version.mlflow_run_id is None:
+        console.print(
+            f"[yellow]MLflow[/]     this run was not tracked ({tracking_uri}): see the log"
+        )
+        return
+    console.print(f"[bold]MLflow run[/] {version.mlflow_run_id} in {tracking_uri}")
+    console.print(f"  browse it: uv run mlflow ui --backend-store-uri {tracking_uri}")
 
 
 def _print_step(event: StepEvent) -> None:
