@@ -159,6 +159,28 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def _submit(dashboard: str, entrypoint: list[str], workdir: Path) -> None:
+    """``ray job submit`` and wait; retried while the head's job agent is not up yet.
+
+    On a loaded machine the dashboard answers before the head's agent does, and
+    Ray refuses the job ("No available agent"): a user would submit again.
+    """
+    log = workdir / "job-submit.log"
+    for _attempt in range(5):
+        with log.open("wb") as out:
+            done = subprocess.run(
+                [str(_BIN / "ray"), "job", "submit", "--address", dashboard, "--", *entrypoint],
+                env=_ENV, stdout=out, stderr=subprocess.STDOUT, check=False,
+            )  # fmt: skip
+        if done.returncode == 0:
+            return
+        text = log.read_text(errors="replace")
+        if "No available agent" not in text:
+            raise RuntimeError(f"baseline: the training job failed:\n{text[-2000:]}")
+        time.sleep(1)
+    raise RuntimeError(f"baseline: the head's job agent never came up:\n{text[-2000:]}")
+
+
 def run_once(workdir: Path) -> dict[str, float]:
     """One hand-written train -> serve run; seconds per step (see ``STEPS``) and total."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -177,11 +199,7 @@ def run_once(workdir: Path) -> dict[str, float]:
 
     with _head(workdir, "training-head.log") as (_, dashboard):
         lap(STEPS[0])
-        subprocess.run(
-            [str(_BIN / "ray"), "job", "submit", "--address", dashboard, "--",
-             sys.executable, str(workdir / "train_iris.py"), str(model)],
-            check=True, env=_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        _submit(dashboard, [sys.executable, str(workdir / "train_iris.py"), str(model)], workdir)
         lap(STEPS[1])
     lap(STEPS[2])
     port = _free_port()
