@@ -280,4 +280,5 @@ def test_stack_runs_the_workflow_through_airflow_and_leaves_nothing(
         **{name: "down" for name in COMPONENTS},
         **{name: "external" for name in ("postgres", "s3", "docker")},  # left running
         "prometheus": "down",
+        "mlflow": "down",
     }
