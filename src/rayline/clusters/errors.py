@@ -70,6 +70,18 @@ class UnknownModelVersionError(NotFoundError):
         )
 
 
+class EndpointMismatchError(ClusterManagerError, ValueError):
+    """A service registration whose URL, cluster or deployment do not belong together (422).
+
+    Attributes:
+        field: the request field at fault (``url``, ``cluster_id``, ``deployment_id``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
 # ---------------------------------------------------------------- client side
 # Raised by `rayline.clusters.client` when it maps an HTTP answer (or its absence)
 # back to a domain error.

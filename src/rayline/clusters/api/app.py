@@ -14,6 +14,7 @@ from rayline.clusters.api.limits import BodyLimit
 from rayline.clusters.api.routes import clusters, health, pools, services
 from rayline.clusters.errors import (
     ClusterNotFoundError,
+    EndpointMismatchError,
     QuotaExceededError,
     UnknownModelVersionError,
 )
@@ -80,6 +81,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClusterNotFoundError, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(UnknownModelVersionError, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(QuotaExceededError, handler(status.HTTP_429_TOO_MANY_REQUESTS))
+    app.add_exception_handler(EndpointMismatchError, handler(status.HTTP_422_UNPROCESSABLE_CONTENT))
     # A locked write while ZooKeeper is unreachable.
     app.add_exception_handler(
         CoordinationUnavailableError, handler(status.HTTP_503_SERVICE_UNAVAILABLE)
