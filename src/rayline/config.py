@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     zookeeper_root: str = "/rayline"
     # Leadership moves to another replica within this long after the leader dies.
     zookeeper_session_timeout_seconds: float = Field(default=10, ge=1, le=60)
+    # Digest password of the `rayline` ZooKeeper user: with it, every znode the
+    # managers create is writable only by them (reads stay open for discovery).
+    zookeeper_password: SecretStr | None = None
     # Applied to requests that leave them unset; shared by replicas (`rayline config set`).
     default_ttl_seconds: int | None = Field(default=None, ge=1)
     default_idle_timeout_seconds: int | None = Field(default=None, ge=1)
@@ -231,6 +234,11 @@ class Settings(BaseSettings):
             raise UnsafeSettingsError(
                 "production needs a shared metadata store: set RAYLINE_DATABASE_URL "
                 "to postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+            )
+        if self.zookeeper_hosts and self.zookeeper_password is None:
+            raise UnsafeSettingsError(
+                "production with ZooKeeper needs RAYLINE_ZOOKEEPER_PASSWORD: without it any "
+                "client of the ensemble can rewrite the leader, locks and registry"
             )
 
     def data_root_paths(self) -> tuple[Path, ...]:

@@ -45,6 +45,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import ZnodeStat
 
 from rayline.config import Settings
+from rayline.coordination.acl import client_security
 from rayline.coordination.base import (
     CoordinationUnavailableError,
     Coordinator,
@@ -68,9 +69,12 @@ def connect(settings: Settings, *, wait: float | None = None) -> KazooClient:
     With ``wait``, block up to that long for the first connection (raises
     `CoordinationUnavailableError` after stopping the client if it does not come).
     """
+    auth_data, default_acl = client_security(settings)
     client = KazooClient(
         hosts=settings.zookeeper_hosts,
         timeout=settings.zookeeper_session_timeout_seconds,
+        auth_data=auth_data,
+        default_acl=default_acl,
         connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 1.0},
         command_retry={"max_tries": 3, "delay": 0.1, "max_delay": 1.0},
     )

@@ -209,10 +209,25 @@ class StackSecrets:
     airflow_api_secret_key: SecretStr
     airflow_fernet_key: SecretStr
     manager_token: SecretStr
+    zookeeper_password: SecretStr
+
+
+def _new_secrets() -> dict[str, str]:
+    return {
+        "airflow_admin_password": secrets.token_urlsafe(24),
+        "airflow_jwt_secret": secrets.token_urlsafe(48),
+        "airflow_api_secret_key": secrets.token_urlsafe(48),
+        "airflow_fernet_key": Fernet.generate_key().decode(),
+        "manager_token": secrets.token_urlsafe(32),
+        "zookeeper_password": secrets.token_urlsafe(24),
+    }
 
 
 def load_secrets(state_dir: Path, *, create: bool = True) -> StackSecrets:
     """Read ``secrets.json`` from ``state_dir``; generate it (mode 600) when missing.
+
+    A file from an older Rayline gets the secrets it lacks added; those it has
+    are never changed (Airflow's Fernet key encrypts its stored connections).
 
     Raises:
         FileNotFoundError: the file is missing and ``create`` is False (the stack
@@ -224,15 +239,11 @@ def load_secrets(state_dir: Path, *, create: bool = True) -> StackSecrets:
             raise FileNotFoundError(
                 f"{path} does not exist: bring the stack up first (`rayline stack up`)"
             )
-        values = {
-            "airflow_admin_password": secrets.token_urlsafe(24),
-            "airflow_jwt_secret": secrets.token_urlsafe(48),
-            "airflow_api_secret_key": secrets.token_urlsafe(48),
-            "airflow_fernet_key": Fernet.generate_key().decode(),
-            "manager_token": secrets.token_urlsafe(32),
-        }
-        write_private(path, json.dumps(values, indent=2) + "\n")
+        write_private(path, json.dumps(_new_secrets(), indent=2) + "\n")
     stored = json.loads(path.read_text())
+    if missing := set(StackSecrets.__annotations__) - set(stored):
+        stored |= {key: value for key, value in _new_secrets().items() if key in missing}
+        write_private(path, json.dumps(stored, indent=2) + "\n")
     return StackSecrets(**{key: SecretStr(stored[key]) for key in StackSecrets.__annotations__})
 
 

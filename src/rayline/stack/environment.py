@@ -54,6 +54,8 @@ def process_environment(config: StackConfig, secrets: StackSecrets) -> dict[str,
     ours["RAYLINE_MLFLOW_REQUIRED"] = os.environ.get("RAYLINE_MLFLOW_REQUIRED", "true")
     if config.coordination:
         ours["RAYLINE_ZOOKEEPER_HOSTS"] = addons.zookeeper(config).url
+        # The managers' znodes are theirs alone (digest ACLs); discovery may read.
+        ours["RAYLINE_ZOOKEEPER_PASSWORD"] = secrets.zookeeper_password.get_secret_value()
     # The caller's Airflow settings (e.g. an embedded AIRFLOW_HOME) must not leak in.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     return {**inherited, **ours, "PYTHONUNBUFFERED": "1"}

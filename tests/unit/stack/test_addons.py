@@ -53,8 +53,11 @@ def test_coordination_names_zookeeper_in_the_managers_environment(tmp_path: Path
         _config(tmp_path, coordination=True), load_secrets(tmp_path / "stack")
     )
     assert env["RAYLINE_ZOOKEEPER_HOSTS"] == "127.0.0.1:52181"
+    stored = load_secrets(tmp_path / "stack").zookeeper_password.get_secret_value()
+    assert env["RAYLINE_ZOOKEEPER_PASSWORD"] == stored  # its znodes are the managers' alone
     plain = process_environment(_config(tmp_path), load_secrets(tmp_path / "stack"))
     assert "RAYLINE_ZOOKEEPER_HOSTS" not in plain
+    assert "RAYLINE_ZOOKEEPER_PASSWORD" not in plain
 
 
 def test_an_addon_is_started_once_and_stopped_only_when_ours(

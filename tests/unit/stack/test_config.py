@@ -66,6 +66,23 @@ def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
     assert first.airflow_admin_password.get_secret_value() not in repr(first)
 
 
+def test_an_older_secrets_file_gets_the_new_secrets_and_keeps_its_own(tmp_path: Path) -> None:
+    import json
+
+    first = load_secrets(tmp_path)
+    path = tmp_path / "secrets.json"
+    older = json.loads(path.read_text())
+    del older["zookeeper_password"]
+    path.write_text(json.dumps(older))
+
+    upgraded = load_secrets(tmp_path)
+
+    assert upgraded.airflow_fernet_key == first.airflow_fernet_key  # never replaced
+    assert len(upgraded.zookeeper_password.get_secret_value()) >= 24
+    assert load_secrets(tmp_path) == upgraded  # written back once
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 def test_missing_secrets_say_to_bring_the_stack_up(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="rayline stack up"):
         load_secrets(tmp_path, create=False)
