@@ -157,3 +157,13 @@ def test_metrics_expose_clusters_latency_and_provisioning(client: TestClient) ->
     assert 'rayline_clusters{purpose="training",state="READY"} 1.0' in text
     assert "rayline_cluster_provisioning_seconds_count" in text
     assert 'rayline_api_request_seconds_count{method="POST",route="/v1/clusters"' in text
+
+
+def test_a_request_cannot_set_the_labels_the_manager_sets(client: TestClient) -> None:
+    from tests.unit.clusters.api.fakes import spec
+
+    response = client.post("/v1/clusters", json=spec(labels={"rayline.pool": "training"}))
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "labels", "rayline.pool"]
+    assert client.post("/v1/clusters", json=spec(labels={"team": "a"})).status_code == 202

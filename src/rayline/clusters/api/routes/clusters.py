@@ -24,12 +24,29 @@ router = APIRouter(prefix="/v1/clusters", tags=["clusters"], dependencies=[Autho
 MAX_WAIT_SECONDS = 60.0
 
 
+#: Labels only the manager writes (a pooled cluster's pool).
+RESERVED_LABELS = frozenset({"rayline.pool"})
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ClusterPublic)
 def create_cluster(spec: ClusterCreate, runtime: RuntimeDep, response: Response) -> ClusterPublic:
     """Request a cluster: adopted from a warm pool when one has its shape, else started.
 
-    The same `request_id` returns the same cluster.
+    The same `request_id` returns the same cluster. Labels the manager sets itself
+    (``rayline.pool``) cannot be given: they would mislead the audit trail.
     """
+    if reserved := sorted(RESERVED_LABELS & spec.labels.keys()):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {
+                    "loc": ["body", "labels", key],
+                    "msg": f"label {key!r} is set by the Cluster Manager, not by requests",
+                    "type": "value_error",
+                }
+                for key in reserved
+            ],
+        )
     cluster, created = runtime.service.create(spec, backend=runtime.backend.name)
     if created and cluster.state == ClusterState.PENDING:  # (adopted ones are up or starting)
         runtime.provisioner.provision(cluster.id)
