@@ -93,11 +93,12 @@ class ServingSpec(BaseModel):
             Prometheus metrics count requests, and a log line per request costs
             a good share of a small model's serving time.
         container_memory_mib: Memory limit of a model container (its tmpfs and
-            Ray's shared-memory object store count against it).
+            Ray's shared-memory object store count against it; one replica of a
+            small model uses about 1.2 GiB).
         container_cpus: CPU limit of a model container; ``None`` means
             ``ray_cpus`` (both at most the Docker engine's CPUs).
         container_pids: Most processes and threads a model container may run
-            (Ray's processes are thread-heavy; a fork bomb is not).
+            (Ray's processes are thread-heavy: about 350 with one replica).
         container_tmp_mib: Size of the container's writable ``/tmp`` (Ray's
             session dir and logs live there; the rest of its file system is
             read-only).

@@ -150,7 +150,8 @@ class DockerRuntime(ServingRuntime):
             network_mode="host",
             init=True,  # docker-init forwards SIGTERM and reaps Ray's processes
             shm_size="256m",
-            # The only variable it gets: no credential of the stack, the model is in the image.
+            # The only variable set at run time: no credential of the stack, the model
+            # is in the image.
             environment={RUNTIME_ENV: runtime.model_dump_json()},
             labels=labels,
             **hardened_run_options(request.spec, engine_cpus=self._engine_cpus()),
