@@ -132,8 +132,12 @@ def _configure_serve(runtime: ContainerRuntime) -> None:
     os.environ.update(runtime.serve_env)
     if runtime.serve_env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
         from rayline.serving.high_throughput import write_loopback_wrapper
+        from rayline.serving.model_image import HAPROXY_WRAPPER_DIR
 
-        wrapper = write_loopback_wrapper(Path(TEMP_BASE, "haproxy-bin"))
+        # The image's copy: the writable /tmp of a hardened container is noexec.
+        wrapper = Path(HAPROXY_WRAPPER_DIR, "haproxy")
+        if not os.access(wrapper, os.X_OK):
+            wrapper = write_loopback_wrapper(Path(TEMP_BASE, "haproxy-bin"))
         os.environ["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(wrapper)
         log.info("high-throughput mode: HAProxy in front of the replicas")
 

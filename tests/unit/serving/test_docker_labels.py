@@ -28,34 +28,46 @@ class _Containers:
         return SimpleNamespace(name=kwargs["name"], id="c1")
 
 
-def test_container_labels_keep_rayline_values(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    built: dict[str, Any] = {}
+def run_container(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    spec: ServingSpec | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Start a container of SERVED through DockerRuntime on a fake 2-CPU engine.
 
-    def build(client: Any, **kwargs: Any) -> Any:
-        built.update(kwargs)
-        return SimpleNamespace(tag="rayline-model/iris:3", reused=True)
-
-    monkeypatch.setattr(docker, "build_model_image", build)
+    Returns the keyword arguments ``containers.run`` got.
+    """
+    monkeypatch.setattr(
+        docker,
+        "build_model_image",
+        lambda client, **kwargs: SimpleNamespace(tag="rayline-model-iris:3", reused=True),
+    )
     monkeypatch.setattr(docker, "resolve_base_image", lambda settings: "base")
-    client = SimpleNamespace(containers=_Containers())
+    client = SimpleNamespace(containers=_Containers(), info=lambda: {"NCPU": 2})
     runtime = docker.DockerRuntime(Settings(home=tmp_path), client=client)
     request = StartRequest(
         deployment_id="dp-1",
         served=SERVED,
         store_uri="file:///x",
         model_dir=tmp_path,
-        spec=ServingSpec(),
+        spec=spec or ServingSpec(),
         host="127.0.0.1",
         port=None,
-        labels=FORGED,
+        labels=labels or {},
         progress=lambda line: None,
     )
-
     runtime._run(request, 9000, images_block(), {})
+    return client.containers.kwargs
 
-    labels = client.containers.kwargs["labels"]
+
+def test_container_labels_keep_rayline_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs = run_container(tmp_path, monkeypatch, labels=FORGED)
+
+    labels = kwargs["labels"]
     assert labels["rayline.deployment"] == "dp-1"
     assert labels["rayline.sha256"] == "a" * 64
     assert labels["team"] == "ml"

@@ -24,6 +24,7 @@ from rayline.serving.errors import DockerUnavailableError, PortInUseError
 from rayline.serving.model_image import build_model_image
 from rayline.serving.net import port_free
 from rayline.serving.runtimes.base import Liveness, ServingRuntime, Started, StartRequest
+from rayline.serving.runtimes.hardening import hardened_run_options
 from rayline.serving.spec import ServingSpec
 
 __all__ = ["DockerRuntime", "container_name", "endpoint_host"]
@@ -149,8 +150,11 @@ class DockerRuntime(ServingRuntime):
             network_mode="host",
             init=True,  # docker-init forwards SIGTERM and reaps Ray's processes
             shm_size="256m",
+            # The only variable set at run time: no credential of the stack, the model
+            # is in the image.
             environment={RUNTIME_ENV: runtime.model_dump_json()},
             labels=labels,
+            **hardened_run_options(request.spec, engine_cpus=self._engine_cpus()),
         )
         request.progress(f"container {container.name} started, serving on port {port}")
         return Started(
@@ -159,6 +163,16 @@ class DockerRuntime(ServingRuntime):
             image=image.tag,
             container_id=container.id,
         )
+
+    def _engine_cpus(self) -> int | None:
+        """The Docker engine's CPUs (it refuses a CPU limit above them), None if unknown."""
+        from docker.errors import APIError
+
+        try:
+            cpus = self.client.info().get("NCPU")
+        except APIError:
+            return None
+        return int(cpus) if cpus else None
 
     def liveness(self, deployment: Deployment) -> Liveness:
         """Alive while the container is running."""
