@@ -24,7 +24,10 @@ from rayline.metadata import (
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Registered models: list them, show a version.", no_args_is_help=True)
+app = typer.Typer(
+    help="Registered models: list them, show a version, sync them with MLflow.",
+    no_args_is_help=True,
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -91,6 +94,23 @@ def show(
     if row.signature:
         inputs = ", ".join(f"{f['name']} ({f['type']})" for f in row.signature.get("inputs", []))
         console.print(Text(f"inputs: {inputs}", overflow="fold"))
+
+
+@app.command("sync-mlflow")
+def sync_mlflow(
+    name: Annotated[
+        str | None, typer.Argument(help="Only this model (default: every one).")
+    ] = None,
+) -> None:
+    """Create the MLflow runs and model versions Rayline's versions lack; set alias `live`.
+
+    For versions trained while MLflow was down or tracking was off. Safe to run
+    again: what MLflow already has is left as it is.
+    """
+    from rayline.cli.models_sync import run_sync
+
+    with _engine() as engine:
+        run_sync(engine, name)
 
 
 def _versions_table(name: str, rows: list[ModelVersion]) -> Table:
