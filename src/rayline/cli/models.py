@@ -148,6 +148,7 @@ def _version_table(v: ModelVersion) -> Table:
         ("dataset sha256", v.dataset_sha256 or "-"),
         ("code version", v.code_version or "-"),
         ("workflow run", str(v.workflow_run_id) if v.workflow_run_id is not None else "-"),
+        ("mlflow run", v.mlflow_run_id or "- (`rayline models sync-mlflow` records it)"),
         ("created", v.created_at.strftime("%Y-%m-%d %H:%M:%S")),
     ]
     for key, value in rows:

@@ -50,6 +50,7 @@ def run_sync(engine: Engine, name: str | None) -> None:
         )
         raise typer.Exit(2)
     names = [name] if name is not None else _model_names(engine)
+    total = _version_count(engine, names)  # an unknown name fails here, before MLflow
     try:
         client = open_client(tracking)
         with Progress(
@@ -60,7 +61,7 @@ def run_sync(engine: Engine, name: str | None) -> None:
             console=console,
             transient=True,
         ) as progress:
-            task = progress.add_task("", total=_version_count(engine, names))
+            task = progress.add_task("", total=total)
 
             def advance(item: SyncItem) -> None:
                 progress.update(task, description=f"{item.model} v{item.version}")
