@@ -24,10 +24,7 @@ from rayline.metadata import (
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    help="Registered models: list them, show a version, sync them with MLflow.",
-    no_args_is_help=True,
-)
+app = typer.Typer(help="Registered models: list them, show a version.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
 
