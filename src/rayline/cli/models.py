@@ -93,6 +93,23 @@ def show(
         console.print(Text(f"inputs: {inputs}", overflow="fold"))
 
 
+@app.command("sync-mlflow")
+def sync_mlflow(
+    name: Annotated[
+        str | None, typer.Argument(help="Only this model (default: every one).")
+    ] = None,
+) -> None:
+    """Create the MLflow runs and model versions Rayline's versions lack; set alias `live`.
+
+    For versions trained while MLflow was down or tracking was off. Safe to run
+    again: what MLflow already has is left as it is.
+    """
+    from rayline.cli.models_sync import run_sync
+
+    with _engine() as engine:
+        run_sync(engine, name)
+
+
 def _versions_table(name: str, rows: list[ModelVersion]) -> Table:
     table = Table(
         "VERSION", "STATUS", "FRAMEWORK", "TASK", "CREATED", "KEY METRIC",
@@ -128,6 +145,7 @@ def _version_table(v: ModelVersion) -> Table:
         ("dataset sha256", v.dataset_sha256 or "-"),
         ("code version", v.code_version or "-"),
         ("workflow run", str(v.workflow_run_id) if v.workflow_run_id is not None else "-"),
+        ("mlflow run", v.mlflow_run_id or "- (`rayline models sync-mlflow` records it)"),
         ("created", v.created_at.strftime("%Y-%m-%d %H:%M:%S")),
     ]
     for key, value in rows:

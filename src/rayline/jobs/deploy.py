@@ -90,9 +90,14 @@ def _run(request: DeployRequest) -> DeployResult | DeleteResult:
     from rayline.config import get_settings
     from rayline.metadata import create_engine_for
     from rayline.serving.deployer import Deployer
+    from rayline.tracking.live import live_alias_hook
 
     settings = get_settings()
     engine = create_engine_for(settings.database_url)
+
+    def say(line: str) -> None:
+        print(f"[rayline] {line}", flush=True)
+
     with ClusterManagerClient() as manager:
         deployer = Deployer(
             settings=settings,
@@ -100,7 +105,8 @@ def _run(request: DeployRequest) -> DeployResult | DeleteResult:
             manager=manager,
             mode=request.mode,
             labels=dict(request.labels),
-            progress=lambda line: print(f"[rayline] {line}", flush=True),
+            progress=say,
+            on_live=live_alias_hook(say),  # MLflow's `live` follows; its failure is only said
         )
         if request.action == "delete":
             stopped = deployer.delete(request.model)

@@ -50,8 +50,8 @@ def job_env(settings: Settings, kind: JobKind, *, ray_address: str | None) -> di
 
     Args:
         settings: Whose stores the job uses.
-        kind: ``train`` (artifact and metadata stores) or ``deploy`` (also the
-            Cluster Manager, the serving and the coordination settings).
+        kind: ``train`` (artifact and metadata stores, MLflow) or ``deploy``
+            (also the Cluster Manager, the serving and the coordination settings).
         ray_address: The job's own cluster: its GCS address (``host:port``) or
             its job API URL; set as ``RAY_ADDRESS`` for every process of the job.
 
@@ -61,9 +61,11 @@ def job_env(settings: Settings, kind: JobKind, *, ray_address: str | None) -> di
     env = _store_env(settings)
     if ray_address:
         env["RAY_ADDRESS"] = ray_address
+    # MLflow's URI and credentials, when tracking is on: training logs the run, a
+    # deploy moves the registered model's `live` alias.
+    env.update(tracking_env_vars())
     if kind == "train":
         env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = _TRAIN_POLL_SECONDS
-        env.update(tracking_env_vars())  # MLflow's URI and credentials, when tracking is on
     else:
         env.update(_deploy_env(settings))
     return env

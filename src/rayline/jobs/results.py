@@ -34,6 +34,8 @@ class TrainResult(BaseModel):
         run_name: The training run's name (re-used to resume it).
         resumed_from: The checkpoint epoch it resumed from (0: a fresh run).
         mlflow_run_id: The MLflow run that tracked it, when tracking was on.
+        tracking_error: Why MLflow has no (or an incomplete) record of it, when
+            tracking failed; ``rayline models sync-mlflow`` catches MLflow up.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -53,6 +55,7 @@ class TrainResult(BaseModel):
     run_name: str
     resumed_from: int = 0
     mlflow_run_id: str | None = None
+    tracking_error: str | None = None
 
 
 class DeployResult(BaseModel):

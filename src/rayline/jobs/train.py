@@ -112,13 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         f"[rayline] registered {outcome.name} version {outcome.version} ({outcome.artifact_uri})",
         flush=True,
     )
-    print(result_line(TrainResult.model_validate(outcome.to_dict())), flush=True)
+    result = {**outcome.to_dict(), "tracking_error": tracker.failure}
+    print(result_line(TrainResult.model_validate(result)), flush=True)
     return 0
 
 
 def _say_tracking(tracker: Tracker) -> None:
     if tracker.failure:
-        print(f"[rayline] tracking failed, run untracked: {tracker.failure}", flush=True)
+        print(
+            f"[rayline] tracking failed, run untracked: {tracker.failure} "
+            "(`rayline models sync-mlflow` records it in MLflow later)",
+            flush=True,
+        )
     elif tracker.location:
         print(f"[rayline] MLflow: {tracker.location}", flush=True)
 

@@ -137,6 +137,23 @@ class ModelRegistry:
             )
             return list(session.scalars(query))
 
+    def set_mlflow_run_id(
+        self, bind: Session | Engine, *, name: str, version: int, run_id: str | None
+    ) -> ModelVersion:
+        """Record the MLflow run that tracks version ``version`` of ``name`` (lineage).
+
+        The only field of a version that changes after registration: tracking can
+        catch up later (``rayline models sync-mlflow``) when MLflow was down.
+
+        Raises:
+            ModelNotFoundError: no model has this name.
+            ModelVersionNotFoundError: the model has no such version.
+        """
+        with open_session(bind) as session:
+            row = self.get_version(session, name=name, version=version)
+            row.mlflow_run_id = run_id
+            return row
+
     def set_alias(
         self, bind: Session | Engine, *, name: str, alias: str, version: int
     ) -> ModelAlias:

@@ -60,6 +60,9 @@ class Deployer:
         labels: Extra labels for the containers and images made (e.g. by tests).
         progress: Called with one line per step.
         runtimes: Runtimes to use by mode (default: from the runtime registry).
+        on_live: Called with each deployment once it is live and what it replaced
+            is retired (the deploy job sets MLflow's ``live`` alias there); it
+            must not raise.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class Deployer:
         labels: dict[str, str] | None = None,
         progress: Callable[[str], None] = log.info,
         runtimes: dict[DeploymentMode, ServingRuntime] | None = None,
+        on_live: Callable[[Deployment], object] | None = None,
     ) -> None:
         check_serving_listener(settings)  # production keeps unprotected endpoints on loopback
         self.settings = settings
@@ -82,6 +86,7 @@ class Deployer:
         self.progress = progress
         self._runtimes: dict[DeploymentMode, ServingRuntime] = dict(runtimes or {})
         self._locks = DeployLocks(settings, progress)
+        self._on_live = on_live
 
     @property
     def mode(self) -> DeploymentMode:
@@ -152,6 +157,8 @@ class Deployer:
         self.progress(f"deployment {row.id}: {served.name} version {served.version} ({self.mode})")
         live = self._start(row, served, store_uri, spec or ServingSpec(), port)
         self._retire_others(live)
+        if self._on_live is not None:
+            self._on_live(live)
         return live
 
     def _start(

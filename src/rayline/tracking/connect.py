@@ -6,6 +6,7 @@ MLflow refuses stop the run (or turn tracking off) before any work is done.
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.error
 import urllib.request
@@ -19,9 +20,21 @@ if TYPE_CHECKING:
 
     from rayline.tracking.settings import TrackingSettings
 
-__all__ = ["display_uri", "ensure_experiment", "ensure_registered_model", "explain", "probe"]
+__all__ = [
+    "display_uri",
+    "ensure_experiment",
+    "ensure_registered_model",
+    "explain",
+    "open_client",
+    "probe",
+]
 
 _HTTP_STATUS = re.compile(r"error code (\d{3})|HTTP (\d{3})|status code (\d{3})")
+_UNREACHABLE = (
+    "Max retries exceeded",
+    "Connection refused",
+    "Failed to establish a new connection",
+)
 _CREDENTIALS_HINT = (
     "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
     "to an account of that server"
@@ -70,6 +83,29 @@ def probe(settings: TrackingSettings) -> None:
         ) from None
 
 
+def open_client(settings: TrackingSettings) -> MlflowClient:
+    """A client of the tracking server, checked with :func:`probe` first.
+
+    MLflow's client retries a failed request 7 times with a backoff of minutes in
+    all; a server that dies mid-run would stall training (or a deploy) that long.
+    Unless the user set them, two retries and a 30 s timeout are used instead.
+
+    Raises:
+        TrackingUnavailableError: The server does not answer.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    probe(settings)
+    uri = settings.tracking_uri.strip()
+    # The flavors' log_model calls read the process-wide URI.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def explain(err: Exception, settings: TrackingSettings, doing: str) -> TrackingUnavailableError:
     """A :class:`TrackingUnavailableError` saying what MLflow refused while ``doing``."""
     where = display_uri(settings.tracking_uri)
@@ -80,6 +116,11 @@ def explain(err: Exception, settings: TrackingSettings, doing: str) -> TrackingU
     if status in (401, 403) or code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         return TrackingUnavailableError(
             f"MLflow at {where} refused the credentials while {doing}: {_CREDENTIALS_HINT}"
+        )
+    if any(sign in str(err) for sign in _UNREACHABLE):
+        return TrackingUnavailableError(
+            f"MLflow at {where} became unreachable while {doing}: start it again "
+            "(deploy/mlflow.sh up) or fix RAYLINE_MLFLOW_TRACKING_URI"
         )
     return TrackingUnavailableError(f"MLflow at {where} failed while {doing}: {text}")
 

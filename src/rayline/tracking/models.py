@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from rayline.training.artifacts import ModelBundle
 
-__all__ = ["MODEL_NAME", "log_bundle_model"]
+__all__ = ["MODEL_NAME", "log_bundle_model", "log_version_dir"]
 
 #: The name of the logged model inside its run.
 MODEL_NAME = "model"
@@ -32,18 +32,48 @@ MODEL_NAME = "model"
 
 def log_bundle_model(directory: Path, bundle: ModelBundle, *, run_id: str) -> ModelInfo:
     """Log the version in ``directory`` as the MLflow model of run ``run_id``."""
+    return _log_model(
+        directory,
+        name=bundle.name,
+        framework=bundle.framework,
+        model_file=bundle.model_file,
+        feature_names=bundle.signature.feature_names,
+        run_id=run_id,
+    )
+
+
+def log_version_dir(directory: Path, *, run_id: str) -> ModelInfo:
+    """Log a published version fetched into ``directory`` (its ``model.json`` says what)."""
+    described = json.loads((directory / "model.json").read_text())
+    signature = json.loads((directory / "signature.json").read_text())
+    return _log_model(
+        directory,
+        name=described["name"],
+        framework=described["framework"],
+        model_file=described["model_file"],
+        feature_names=[field["name"] for field in signature["inputs"]],
+        run_id=run_id,
+    )
+
+
+def _log_model(
+    directory: Path,
+    *,
+    name: str,
+    framework: str,
+    model_file: str,
+    feature_names: list[str],
+    run_id: str,
+) -> ModelInfo:
     from mlflow.models import infer_signature
 
-    example, predictions = _input_example(directory, bundle)
-    common: dict[str, Any] = {
-        "name": MODEL_NAME,
-        "signature": infer_signature(example, predictions),
-        "input_example": example,
-        "run_id": run_id,
-        "tags": {"rayline.model": bundle.name},
-    }
-    model_path = directory / bundle.model_file
-    if bundle.framework == "xgboost":
+    common: dict[str, Any] = {"name": MODEL_NAME, "run_id": run_id, "tags": {"rayline.model": name}}
+    if (directory / "input_example.json").is_file():  # versions published before it lack it
+        example, predictions = _input_example(directory, feature_names)
+        common["signature"] = infer_signature(example, predictions)
+        common["input_example"] = example
+    model_path = directory / model_file
+    if framework == "xgboost":
         import mlflow.xgboost
         import xgboost
 
@@ -52,7 +82,7 @@ def log_bundle_model(directory: Path, bundle: ModelBundle, *, run_id: str) -> Mo
             booster, pip_requirements=[f"xgboost=={xgboost.__version__}"], **common
         )
         return cast("ModelInfo", info)
-    if bundle.framework == "sklearn":
+    if framework == "sklearn":
         import mlflow.sklearn
         import sklearn
 
@@ -74,12 +104,12 @@ def log_bundle_model(directory: Path, bundle: ModelBundle, *, run_id: str) -> Mo
     return cast("ModelInfo", info)
 
 
-def _input_example(directory: Path, bundle: ModelBundle) -> tuple[pd.DataFrame, Any]:
+def _input_example(directory: Path, feature_names: list[str]) -> tuple[pd.DataFrame, Any]:
     """The rows and predictions the job wrote to ``input_example.json``."""
     import pandas as pd
 
     recorded = json.loads((directory / "input_example.json").read_text())
-    frame = pd.DataFrame(recorded["rows"], columns=bundle.signature.feature_names)
+    frame = pd.DataFrame(recorded["rows"], columns=feature_names)
     return frame, recorded["predictions"]
 
 

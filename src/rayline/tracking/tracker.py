@@ -26,7 +26,7 @@ from rayline.tracking.connect import (
     ensure_experiment,
     ensure_registered_model,
     explain,
-    probe,
+    open_client,
 )
 from rayline.tracking.errors import TrackingUnavailableError
 from rayline.tracking.settings import TrackingSettings
@@ -96,15 +96,9 @@ class MlflowTracker:
             TrackingUnavailableError: Unreachable, refused credentials, a refused name.
         """
         import mlflow
-        from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        probe(settings)
-        uri = settings.tracking_uri.strip()
-        # The flavors' log_model calls read the process-wide URI.
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = open_client(settings)
         experiment_id = ensure_experiment(client, settings)
         # Logged models go to the process-wide experiment, not the run's: point it there.
         mlflow.set_experiment(experiment_id=experiment_id)

@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,15 +48,14 @@ class MlflowServer:
         return result
 
 
-@pytest.fixture(scope="package")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """The server of this module's docstring, torn down whatever happens."""
+@contextmanager
+def started_server(state: Path) -> Iterator[MlflowServer]:
+    """A server of this module's docstring, stopped and removed however the block ends."""
     pg_url = make_url(required_env("RAYLINE_PG_URL"))
     required_env("RAYLINE_S3_ENDPOINT_URL")
     database = f"rl_mlflow_{secrets.token_hex(5)}"
     bucket = f"rl-mlflow-{secrets.token_hex(5)}"
     port = free_port()
-    state = tmp_path_factory.mktemp("mlflow-server")
     env = {
         **os.environ,
         "RAYLINE_MLFLOW_DIR": str(state),
@@ -79,6 +79,20 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             delete_bucket(s3, bucket)
 
 
+@pytest.fixture(scope="package")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """The package's shared server; tests never stop it."""
+    with started_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A server of one test's own, which that test may stop and start again."""
+    with started_server(tmp_path_factory.mktemp("own-mlflow-server")) as server:
+        yield server
+
+
 # The training tests' shared Ray cluster, database and bucket: tracked runs use them too.
 from tests.integration.training.conftest import (  # noqa: E402
     package_bucket,
@@ -86,4 +100,10 @@ from tests.integration.training.conftest import (  # noqa: E402
     training_env,
 )
 
-__all__ = ["MlflowServer", "package_bucket", "package_pg_url", "training_env"]
+__all__ = [
+    "MlflowServer",
+    "package_bucket",
+    "package_pg_url",
+    "started_server",
+    "training_env",
+]

@@ -88,3 +88,45 @@ def test_list_on_a_fresh_home_migrates_instead_of_failing(
         get_settings.cache_clear()
     assert models.exit_code == 0 and "no models registered yet" in models.output
     assert listed.exit_code == 0 and "no deployments are active" in listed.output
+
+
+def test_show_names_the_mlflow_run_or_how_to_make_one(database: str) -> None:
+    register(database, "iris", 0.9)
+    register(database, "iris", 0.95)
+    engine = create_engine_for(database)
+    ModelRegistry().set_mlflow_run_id(engine, name="iris", version=2, run_id="abc123")
+    engine.dispose()
+    runner = CliRunner()
+    assert "abc123" in runner.invoke(cli.app, ["show", "iris:2"]).output
+    assert "sync-mlflow" in runner.invoke(cli.app, ["show", "iris:1"]).output
+
+
+def test_sync_mlflow_needs_tracking_on(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAYLINE_MLFLOW_TRACKING_URI", raising=False)
+    out = CliRunner().invoke(cli.app, ["sync-mlflow"])
+    assert out.exit_code == 2 and "RAYLINE_MLFLOW_TRACKING_URI" in out.output
+
+
+def test_sync_mlflow_says_an_unreachable_server_and_fails(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    register(database, "iris", 0.9)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("RAYLINE_MLFLOW_TRACKING_URI", uri)
+    out = CliRunner().invoke(cli.app, ["sync-mlflow", "iris"])
+    assert out.exit_code == 1 and "unreachable" in out.output
+    engine = create_engine_for(database)
+    assert ModelRegistry().get_version(engine, name="iris", version=1).mlflow_run_id is None
+    engine.dispose()
+
+
+def test_sync_mlflow_of_an_unknown_model_is_an_error(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAYLINE_MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    out = CliRunner().invoke(cli.app, ["sync-mlflow", "nope"])
+    assert out.exit_code == 1 and "not registered" in out.output

@@ -90,3 +90,15 @@ def test_train_env_carries_explicit_data_roots_only(tmp_path: Path) -> None:
     settings = _settings(tmp_path, data_roots="/data,/mnt/shared")
     env = job_env(settings, "train", ray_address=GCS)
     assert env["RAYLINE_DATA_ROOTS"] == "/data,/mnt/shared"
+
+
+@pytest.mark.parametrize("kind", ["train", "deploy"])
+def test_both_jobs_carry_the_tracking_settings_and_credentials(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Training logs the MLflow run; a deploy moves the registered model's `live` alias.
+    monkeypatch.setenv("RAYLINE_MLFLOW_TRACKING_URI", "http://127.0.0.1:55500")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "mlflow-token")
+    env = job_env(_settings(tmp_path), kind, ray_address=GCS)  # type: ignore[arg-type]
+    assert env["RAYLINE_MLFLOW_TRACKING_URI"] == "http://127.0.0.1:55500"
+    assert env["MLFLOW_TRACKING_TOKEN"] == "mlflow-token"

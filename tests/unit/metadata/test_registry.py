@@ -133,3 +133,13 @@ def test_unknown_version_and_alias_errors(engine: Engine) -> None:
         registry.set_alias(engine, name="iris", alias="champion", version=7)
     with pytest.raises(AliasNotFoundError, match="no alias 'champion'"):
         registry.resolve_alias(engine, name="iris", alias="champion")
+
+
+def test_the_mlflow_run_of_a_version_can_be_recorded_later(engine: Engine) -> None:
+    _register(engine)
+    _register(engine)
+    registry.set_mlflow_run_id(engine, name="iris", version=2, run_id="run-2")
+    assert registry.get_version(engine, name="iris", version=2).mlflow_run_id == "run-2"
+    assert registry.get_version(engine, name="iris", version=1).mlflow_run_id is None
+    with pytest.raises(ModelVersionNotFoundError):
+        registry.set_mlflow_run_id(engine, name="iris", version=3, run_id="run-3")

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from rayline.config import Settings
 from rayline.metadata import (
+    Deployment,
     DeploymentMode,
     DeploymentStatus,
     ModelNotFoundError,
@@ -230,6 +231,39 @@ def test_rollback_serves_the_previous_version_again(
     back = deployer.rollback("iris")
     assert back.model_version == 1 and back.status == DeploymentStatus.LIVE
     assert deployer.rollback("iris").model_version == 2  # and forth, like `cd -`
+
+
+def test_on_live_hears_each_deploy_and_rollback_once_what_it_replaced_stopped(
+    settings: Settings,
+    engine: Engine,
+    store: ArtifactStore,
+    manager: FakeManager,
+    runtime: FakeRuntime,
+    events: list[str],
+    tmp_path: Path,
+) -> None:
+    def on_live(row: Deployment) -> None:
+        events.append(f"live {row.model_name}:{row.model_version} {row.status.value}")
+
+    deployer = Deployer(
+        settings=settings,
+        engine=engine,
+        manager=manager,  # type: ignore[arg-type]
+        mode=DeploymentMode.DOCKER,
+        runtimes={DeploymentMode.DOCKER: runtime},
+        on_live=on_live,
+    )
+    publish_iris(store, engine, tmp_path, name="iris", variant=0)
+    publish_iris(store, engine, tmp_path, name="iris", variant=1)
+    first = deployer.deploy("iris:1")
+    deployer.deploy("iris:2")
+    assert events.index("live iris:2 LIVE") > events.index(f"stop {first.id}")
+    deployer.rollback("iris")
+    assert [e for e in events if e.startswith("live ")] == [
+        "live iris:1 LIVE",
+        "live iris:2 LIVE",
+        "live iris:1 LIVE",
+    ]
 
 
 def test_delete_by_model_name_or_id(

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from rayline.tracking.connect import display_uri
+from rayline.tracking.connect import display_uri, explain
 from rayline.tracking.errors import TrackingUnavailableError
 from rayline.tracking.settings import TrackingSettings
 from rayline.tracking.tracker import NullTracker, open_tracker
@@ -80,3 +80,14 @@ def test_a_password_in_the_uri_never_reaches_a_message() -> None:
     tracker = open_tracker(model_name="m", run_name="r", settings=settings)
     assert tracker.failure is not None and "s3cret" not in tracker.failure
     assert display_uri(uri) == uri.replace("user:s3cret@", "")
+
+
+def test_a_server_gone_mid_run_is_called_unreachable() -> None:
+    settings = TrackingSettings(tracking_uri="http://127.0.0.1:5000")
+    err = Exception(
+        "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=5000): Max retries exceeded with url"
+    )
+    message = str(explain(err, settings, "logging metrics"))
+    assert "became unreachable while logging metrics" in message
+    assert "deploy/mlflow.sh up" in message
