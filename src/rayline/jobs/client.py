@@ -3,7 +3,7 @@
 Built on Ray's ``JobSubmissionClient``; the CLI, the Airflow hook and serving
 all use it::
 
-    client = JobClient(cluster.job_api_url, ray_address=cluster.head_address)
+    client = JobClient.for_cluster(cluster, manager)  # with the cluster's Ray token
     outcome = client.run(TrainRequest(spec=spec), on_output=print)
     outcome.result.version  # the registered model version (an int)
 
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
+from rayline.clusters.ray_auth import auth_headers
 from rayline.jobs.env import job_env
 from rayline.jobs.output import ReportedError, read_output
 from rayline.jobs.requests import DeployRequest, TrainRequest
@@ -31,6 +32,8 @@ from rayline.jobs.results import DeleteResult, DeployResult, TrainResult
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
+    from rayline.clusters.client import ClusterManagerClient
+    from rayline.clusters.schemas import ClusterPublic
     from rayline.config import Settings
 
 __all__ = ["TERMINAL_STATUSES", "JobApiError", "JobClient", "JobOutcome", "JobState"]
@@ -140,12 +143,35 @@ class JobClient:
         job_api_url: The cluster's job API (``ClusterPublic.job_api_url``).
         ray_address: The cluster's GCS address (``ClusterPublic.head_address``);
             the job's processes address their cluster by it (default: the job API URL).
+        auth_token: The cluster's Ray token (``ClusterCredentials.ray_auth_token``),
+            sent as ``Authorization: Bearer`` with every call; see `for_cluster`.
     """
 
-    def __init__(self, job_api_url: str, *, ray_address: str | None = None) -> None:
+    def __init__(
+        self, job_api_url: str, *, ray_address: str | None = None, auth_token: str | None = None
+    ) -> None:
         self.job_api_url = job_api_url.rstrip("/")
         self.ray_address = ray_address or self.job_api_url
+        self._auth_token = auth_token
         self._sdk: JobSubmissionClient | None = None
+
+    @classmethod
+    def for_cluster(cls, cluster: ClusterPublic, manager: ClusterManagerClient) -> JobClient:
+        """The client of a READY Rayline cluster, with the token the manager hands out.
+
+        Raises:
+            JobApiError: The cluster has no job API yet.
+            ClusterManagerError: The manager refused the cluster's credentials.
+        """
+        if cluster.job_api_url is None:
+            raise JobApiError(f"cluster {cluster.id} is {cluster.state.value}: no job API yet")
+        token = manager.cluster_credentials(cluster.id).ray_auth_token
+        return cls(cluster.job_api_url, ray_address=cluster.head_address, auth_token=token)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of every call (the token; secret, never log them)."""
+        return auth_headers(self._auth_token)
 
     @property
     def sdk(self) -> JobSubmissionClient:
@@ -155,7 +181,7 @@ class JobClient:
             from ray.job_submission import JobSubmissionClient
 
             try:
-                self._sdk = JobSubmissionClient(self.job_api_url)
+                self._sdk = JobSubmissionClient(self.job_api_url, headers=self.headers)
             except (ConnectionError, RuntimeError, OSError) as err:
                 raise JobApiError(
                     f"cannot reach the Ray job API at {self.job_api_url}: {err}; "
