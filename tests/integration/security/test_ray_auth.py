@@ -89,6 +89,11 @@ def test_the_cluster_refuses_calls_without_its_token_and_runs_jobs_with_it(
     assert state == "SUCCEEDED", logs
     assert "nodes 1" in logs
 
+    # Teardown takes the token with it.
+    client.delete_cluster(ready.id)
+    client.wait_until(ready.id, state="TERMINATED", timeout=120)
+    assert not path.exists()
+
 
 def test_ray_processes_hold_none_of_the_managers_secrets(
     cluster: tuple[ManagerProcess, ClusterManagerClient, ClusterPublic],
