@@ -45,6 +45,7 @@ from sqlalchemy import insert
 from rayline.clusters.backends.dashboard import DashboardClient
 from rayline.clusters.backends.errors import BackendUnavailableError
 from rayline.clusters.client import ClusterManagerClient
+from rayline.clusters.ray_auth import write_new_token
 from rayline.clusters.schemas import ClusterCreate, ResourceSpec
 from rayline.metadata.db import create_engine_for
 from rayline.metadata.enums import ClusterPurpose, ClusterState
@@ -87,9 +88,9 @@ _BARE_RAY_START = (
 )
 
 
-def ready(dashboard_url: str) -> bool:
+def ready(dashboard_url: str, token: str) -> bool:
     """Our READY definition: GCS healthy, the job API answering, the node alive."""
-    with DashboardClient(dashboard_url, timeout=3) as dashboard:
+    with DashboardClient(dashboard_url, timeout=3, token=token) as dashboard:
         if not (dashboard.gcs_healthy()[0] and dashboard.job_api_ok()[0]):
             return False
         try:
@@ -108,12 +109,15 @@ def baseline_once(workdir: Path) -> float:
         f"--dashboard-port={dash}", f"--temp-dir={temp}", "--num-cpus=1",
         "--disable-usage-stats",
     ]  # fmt: skip
-    # The Ray switches our backend sets too: no usage stats, no token auth (loopback
-    # only), drivers and the dashboard kept on loopback.
+    # The Ray switches our backend sets too: no usage stats, token auth with a token
+    # file of its own, drivers and the dashboard kept on loopback.
+    token_path = temp / "ray-auth-token"
+    token = write_new_token(token_path)
     env = {
         **os.environ,
         "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_AUTH_MODE": "disabled",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_path),
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     }
     started = time.monotonic()
@@ -123,7 +127,7 @@ def baseline_once(workdir: Path) -> float:
         )
     try:
         deadline = started + 180
-        while not ready(f"http://127.0.0.1:{dash}"):
+        while not ready(f"http://127.0.0.1:{dash}", token):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"bare ray start not ready after 180 s; see {workdir}")
             time.sleep(0.1)

@@ -393,7 +393,7 @@ def deploy_and_time(
 
     before = endpoints()
     started = time.monotonic()
-    jobs = JobClient(cluster.job_api_url, ray_address=cluster.head_address)
+    jobs = JobClient.for_cluster(cluster, client)
     request = DeployRequest.from_argv(
         ["--model", MODEL, "--cluster-id", cluster.id, "--label", BENCH_LABEL, *extra]
     )

@@ -156,27 +156,24 @@ def cluster(client: ClusterManagerClient) -> ClusterPublic:
 
 
 def job(
-    ready: ClusterPublic, settings: Settings, path: Path, workers: int, cpus: float, rounds: int,
+    jobs: JobClient, settings: Settings, path: Path, workers: int, cpus: float, rounds: int,
     depth: int,
 ) -> tuple[float, dict[str, float]]:  # fmt: skip
     """Seconds from submission to the job's end, and the job's own phase times."""
-    assert ready.job_api_url is not None
     spec = {
         "spec_version": 1, "name": f"bench-{workers}w", "dataset": path.as_uri(),
         "target": "label", "task": "classification", "framework": "xgboost",
         "workers": workers, "cpus_per_worker": cpus, "checkpoint_every": rounds,
         "hyperparameters": {"num_boost_round": rounds, "max_depth": depth},
     }  # fmt: skip
-    return timed_job(ready, settings, spec)
+    return timed_job(jobs, settings, spec)
 
 
 def timed_job(
-    ready: ClusterPublic, settings: Settings, spec: dict[str, object]
+    jobs: JobClient, settings: Settings, spec: dict[str, object]
 ) -> tuple[float, dict[str, float]]:
     """Seconds from submitting ``spec`` to the job's end (version registered), and its phases."""
-    assert ready.job_api_url is not None
     started = time.monotonic()
-    jobs = JobClient(ready.job_api_url, ray_address=ready.head_address)
     submission = jobs.submit(TrainRequest(spec=load_spec(spec)), settings=settings)
     outcome = jobs.follow(submission, TrainResult, timeout=1800)
     elapsed = time.monotonic() - started
@@ -186,21 +183,21 @@ def timed_job(
 
 
 def floor_job(
-    ready: ClusterPublic, workdir: Path, path: Path, workers: int, cpus: float, rounds: int,
+    jobs: JobClient, workdir: Path, path: Path, workers: int, cpus: float, rounds: int,
     depth: int,
 ) -> tuple[float, dict[str, float]]:  # fmt: skip
     """Seconds from submission to the end of Ray's own recipe (no Rayline code in the job)."""
     from ray.job_submission import JobSubmissionClient
 
-    assert ready.job_api_url is not None
     entrypoint = " ".join([
         sys.executable, str(FLOOR_SCRIPT), "--data", str(path),
         "--storage", str(workdir / "ray-results"), "--workers", str(workers),
         "--cpus", str(cpus), "--rounds", str(rounds), "--depth", str(depth),
     ])  # fmt: skip
     started = time.monotonic()
-    submission = JobSubmissionClient(ready.job_api_url).submit_job(entrypoint=entrypoint)
-    outcome = JobClient(ready.job_api_url).follow(submission, AnyResult, timeout=1800)
+    sdk = JobSubmissionClient(jobs.job_api_url, headers=jobs.headers)
+    submission = sdk.submit_job(entrypoint=entrypoint)
+    outcome = jobs.follow(submission, AnyResult, timeout=1800)
     elapsed = time.monotonic() - started
     if outcome.status != "SUCCEEDED":
         raise RuntimeError(f"floor job {outcome.status}: {outcome.logs[-2000:]}")
@@ -239,23 +236,24 @@ def main(
                 artifact_uri=(workdir / "artifacts").as_uri(), data_roots=str(workdir),
             )  # fmt: skip
             ready = cluster(client)
+            jobs = JobClient.for_cluster(ready, client)
             runs: dict[str, tuple[float, dict[str, float]]] = {}
             try:
                 # Interleaved, so a machine that slows down over the run hurts both.
                 for workers, cpus in ((1, 2.0), (2, 1.0))[: 2 if multi else 1]:
                     if floor:
                         name = f"Ray's recipe, {workers} worker(s) x {cpus:g} CPU"
-                        runs[name] = floor_job(ready, workdir, data, workers, cpus, rounds, depth)
+                        runs[name] = floor_job(jobs, workdir, data, workers, cpus, rounds, depth)
                         console.print(f"{name}: {runs[name][0]:.1f} s {runs[name][1]}")
                     name = f"our job, {workers} worker(s) x {cpus:g} CPU"
-                    runs[name] = job(ready, settings, data, workers, cpus, rounds, depth)
+                    runs[name] = job(jobs, settings, data, workers, cpus, rounds, depth)
                     console.print(f"{name}: {runs[name][0]:.1f} s {runs[name][1]}")
                 iris = {
                     "spec_version": 1, "name": "bench-iris", "dataset": "sklearn:iris",
                     "target": "target", "task": "classification", "framework": "sklearn",
                     "hyperparameters": {"estimator": "random_forest", "n_estimators": 100},
                 }  # fmt: skip
-                runs[IRIS] = timed_job(ready, settings, iris)
+                runs[IRIS] = timed_job(jobs, settings, iris)
                 console.print(f"{IRIS}: {runs[IRIS][0]:.1f} s {runs[IRIS][1]}")
             finally:  # a failed job must not leave the cluster behind
                 client.delete_cluster(ready.id)

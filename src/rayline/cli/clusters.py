@@ -128,11 +128,12 @@ def create(
         cluster = client.create_cluster(request)
         if wait:
             cluster = _wait(client, cluster.id, ClusterState.READY, timeout)
+        token_path = _token_path(client, cluster)
     if json_output:
         _print_json(cluster)
         return
     console.print(f"cluster [bold]{cluster.id}[/] ({escape(cluster.name)}) is {_state(cluster)}")
-    _print_next_steps(cluster)
+    _print_next_steps(cluster, token_path)
 
 
 @app.command("list")
@@ -216,9 +217,10 @@ def wait(
     """Wait until a cluster reaches a state; exit 1 if it fails or time runs out."""
     with _client() as client:
         cluster = _wait(client, cluster_id, state, timeout)
+        token_path = _token_path(client, cluster)
     console.print(f"cluster [bold]{cluster.id}[/] is {_state(cluster)}")
     if cluster.state == ClusterState.READY:
-        _print_next_steps(cluster)
+        _print_next_steps(cluster, token_path)
 
 
 # ------------------------------------------------------------------ helpers
@@ -297,12 +299,19 @@ def _parse_labels(values: list[str] | None) -> dict[str, str]:
     return labels
 
 
-def _print_next_steps(cluster: ClusterPublic) -> None:
+def _token_path(client: ClusterManagerClient, cluster: ClusterPublic) -> str | None:
+    """The READY cluster's Ray token file, for Ray's own CLI on this machine."""
+    ready = cluster.state == ClusterState.READY
+    return client.cluster_credentials(cluster.id).ray_auth_token_path if ready else None
+
+
+def _print_next_steps(cluster: ClusterPublic, token_path: str | None = None) -> None:
     cid = cluster.id
     if cluster.state == ClusterState.READY:
         address = cluster.job_api_url or "<job_api_url>"
+        auth = f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={token_path} " if token_path else ""
         steps = [
-            f"ray job submit --address {address} --working-dir . -- python train.py",
+            f"{auth}ray job submit --address {address} --working-dir . -- python train.py",
             f"rayline clusters get {cid}",
             f"rayline clusters delete {cid}",
         ]

@@ -116,13 +116,13 @@ def _train_on_cluster(
     workflow_run_id: int | None,
 ) -> JobOutcome[TrainResult]:
     if cluster_id is not None:
-        return _run_job(client.get_cluster(cluster_id), spec, workflow_run_id)
+        return _run_job(client, client.get_cluster(cluster_id), spec, workflow_run_id)
     created = client.create_cluster(cluster_request_for(spec, ttl_seconds=ttl))
     err_console.print(f"requested cluster [bold]{created.id}[/] for {escape(spec.name)}")
     try:
         with err_console.status(f"waiting for cluster {created.id} to be READY"):
             ready = client.wait_until_ready(created.id, timeout=ready_timeout)
-        return _run_job(ready, spec, workflow_run_id)
+        return _run_job(client, ready, spec, workflow_run_id)
     finally:
         # Always: a failed or interrupted run must not leave a cluster behind.
         client.delete_cluster(created.id)
@@ -130,14 +130,17 @@ def _train_on_cluster(
 
 
 def _run_job(
-    cluster: ClusterPublic, spec: TrainingSpec, workflow_run_id: int | None
+    client: ClusterManagerClient,
+    cluster: ClusterPublic,
+    spec: TrainingSpec,
+    workflow_run_id: int | None,
 ) -> JobOutcome[TrainResult]:
     if cluster.job_api_url is None:
         raise JobApiError(
             f"cluster {cluster.id} is {cluster.state.value} and has no job API yet; "
             f"wait for it: `rayline clusters wait {cluster.id}`"
         )
-    jobs = JobClient(cluster.job_api_url, ray_address=cluster.head_address)
+    jobs = JobClient.for_cluster(cluster, client)  # with the cluster's Ray token
     job_id = jobs.submit(TrainRequest(spec=spec, workflow_run_id=workflow_run_id))
     err_console.print(f"submitted job [bold]{job_id}[/] to cluster {cluster.id}")
     try:

@@ -42,6 +42,7 @@ from rayline.clusters.errors import (  # re-exported: callers catch them from th
 )
 from rayline.clusters.schemas import (
     ClusterCreate,
+    ClusterCredentials,
     ClusterEventPublic,
     ClusterPublic,
     ClustersPublic,
@@ -209,6 +210,24 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
             "GET", f"/v1/clusters/{segment(cluster_id)}", what="cluster", cluster_id=cluster_id
         )
         return parse(response, ClusterPublic)
+
+    def cluster_credentials(self, cluster_id: str) -> ClusterCredentials:
+        """Return what calling the cluster's dashboard and Jobs API takes (its Ray token).
+
+        Secret: keep it out of logs; `rayline.jobs.client.JobClient.for_cluster`
+        uses it for you.
+
+        Raises:
+            ClusterNotFoundError: no cluster has this id.
+            ClusterManagerError: the cluster has no Ray processes yet (409).
+        """
+        response = self._transport.request(
+            "GET",
+            f"/v1/clusters/{segment(cluster_id)}/credentials",
+            what="cluster credentials",
+            cluster_id=cluster_id,
+        )
+        return parse(response, ClusterCredentials)
 
     def list_clusters(
         self,

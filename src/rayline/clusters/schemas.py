@@ -17,6 +17,7 @@ from rayline.metadata.enums import ClusterState
 
 __all__ = [
     "ClusterCreate",
+    "ClusterCredentials",
     "ClusterEventPublic",
     "ClusterPublic",
     "ClusterState",
@@ -128,6 +129,24 @@ class ClusterPublic(BaseModel):
         default=None, description="When a request adopted it from its pool."
     )
     terminated_at: datetime | None = None
+
+
+class ClusterCredentials(BaseModel):
+    """What a client needs to call one cluster's dashboard and Jobs API. Secret.
+
+    Sent only by ``GET /v1/clusters/{id}/credentials``, never in a cluster listing.
+    Send the token as ``Authorization: Bearer <ray_auth_token>``.
+    """
+
+    cluster_id: str
+    ray_auth_token: str | None = Field(
+        default=None, repr=False, description="None: the cluster runs without a token."
+    )
+    ray_auth_token_path: str | None = Field(
+        default=None,
+        description="The token's file on the manager's machine (readable by its user only), "
+        "for RAY_AUTH_TOKEN_PATH of clients on that machine.",
+    )
 
 
 class ClustersPublic(BaseModel):

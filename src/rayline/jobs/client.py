@@ -3,7 +3,7 @@
 Built on Ray's ``JobSubmissionClient``; the CLI, the Airflow hook and serving
 all use it::
 
-    client = JobClient(cluster.job_api_url, ray_address=cluster.head_address)
+    client = JobClient.for_cluster(cluster, manager)  # with the cluster's Ray token
     outcome = client.run(TrainRequest(spec=spec), on_output=print)
     outcome.result.version  # the registered model version (an int)
 
@@ -16,27 +16,28 @@ import asyncio
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 
+from rayline.clusters.ray_auth import auth_headers
 from rayline.jobs.env import job_env
-from rayline.jobs.output import ReportedError, read_output
+from rayline.jobs.output import read_output
 from rayline.jobs.requests import DeployRequest, TrainRequest
 from rayline.jobs.results import DeleteResult, DeployResult, TrainResult
+from rayline.jobs.states import TERMINAL_STATUSES, JobOutcome, JobState
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
+    from rayline.clusters.client import ClusterManagerClient
+    from rayline.clusters.schemas import ClusterPublic
     from rayline.config import Settings
 
 __all__ = ["TERMINAL_STATUSES", "JobApiError", "JobClient", "JobOutcome", "JobState"]
 
-#: Ray's terminal job statuses (``ray.job_submission.JobStatus.is_terminal``).
-TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 _STATUS_POLL_SECONDS = 0.5
 
 R = TypeVar("R", bound=BaseModel)
@@ -47,92 +48,6 @@ class JobApiError(Exception):
     """The Ray job API cannot be reached, refused a call, or a follow timed out."""
 
 
-@dataclass(frozen=True)
-class JobState:
-    """What the job API says about one job.
-
-    Attributes:
-        submission_id: The job's submission id.
-        status: ``PENDING``, ``RUNNING``, ``SUCCEEDED``, ``FAILED`` or ``STOPPED``.
-        message: Ray's explanation of the status (the error, for failed jobs).
-        error_type: Ray's error category of a failed job, if any.
-        driver_exit_code: The entrypoint's exit code once it ended.
-        start_time: When the job started, in milliseconds since the epoch.
-        end_time: When it ended, in milliseconds since the epoch.
-    """
-
-    submission_id: str
-    status: str
-    message: str = ""
-    error_type: str | None = None
-    driver_exit_code: int | None = None
-    start_time: int | None = None
-    end_time: int | None = None
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the job can change no more."""
-        return self.status in TERMINAL_STATUSES
-
-    @property
-    def succeeded(self) -> bool:
-        """True when the job ended SUCCEEDED."""
-        return self.status == "SUCCEEDED"
-
-    @property
-    def seconds(self) -> float | None:
-        """The job's own run time (submit to end, as Ray measured it), once it ended."""
-        if self.start_time is None or self.end_time is None:
-            return None
-        return (self.end_time - self.start_time) / 1000
-
-    @classmethod
-    def from_json(cls, submission_id: str, body: Mapping[str, Any]) -> JobState:
-        """Parse the body of ``GET /api/jobs/{submission_id}``."""
-        exit_code = body.get("driver_exit_code")
-        return cls(
-            submission_id=submission_id,
-            status=str(body.get("status", "")),
-            message=str(body.get("message") or ""),
-            error_type=body.get("error_type"),
-            driver_exit_code=int(exit_code) if exit_code is not None else None,
-            start_time=body.get("start_time"),
-            end_time=body.get("end_time"),
-        )
-
-
-@dataclass(frozen=True)
-class JobOutcome(Generic[R]):
-    """How a job ended.
-
-    Attributes:
-        submission_id: The Ray job's submission id.
-        status: Ray's final job status: ``SUCCEEDED``, ``FAILED`` or ``STOPPED``.
-        result: The job's typed result, if it printed one.
-        error: The error the job reported, if any.
-        logs: Everything the job printed.
-    """
-
-    submission_id: str
-    status: str
-    result: R | None = None
-    error: ReportedError | None = None
-    logs: str = field(default="", repr=False)
-
-    @property
-    def succeeded(self) -> bool:
-        """True when the job succeeded and printed its result."""
-        return self.status == "SUCCEEDED" and self.result is not None
-
-    def describe_failure(self) -> str:
-        """One line saying why the job failed (the job's own error when it printed one)."""
-        if self.error is not None:
-            return str(self.error)
-        tail = [line for line in self.logs.splitlines() if line.strip()][-1:]
-        last = f"; last log line: {tail[0][:300]}" if tail else ""
-        return f"job {self.submission_id} ended {self.status} without a result{last}"
-
-
 class JobClient:
     """Submit, follow, inspect and stop jobs on one Ray cluster.
 
@@ -140,12 +55,35 @@ class JobClient:
         job_api_url: The cluster's job API (``ClusterPublic.job_api_url``).
         ray_address: The cluster's GCS address (``ClusterPublic.head_address``);
             the job's processes address their cluster by it (default: the job API URL).
+        auth_token: The cluster's Ray token (``ClusterCredentials.ray_auth_token``),
+            sent as ``Authorization: Bearer`` with every call; see `for_cluster`.
     """
 
-    def __init__(self, job_api_url: str, *, ray_address: str | None = None) -> None:
+    def __init__(
+        self, job_api_url: str, *, ray_address: str | None = None, auth_token: str | None = None
+    ) -> None:
         self.job_api_url = job_api_url.rstrip("/")
         self.ray_address = ray_address or self.job_api_url
+        self._auth_token = auth_token
         self._sdk: JobSubmissionClient | None = None
+
+    @classmethod
+    def for_cluster(cls, cluster: ClusterPublic, manager: ClusterManagerClient) -> JobClient:
+        """The client of a READY Rayline cluster, with the token the manager hands out.
+
+        Raises:
+            JobApiError: The cluster has no job API yet.
+            ClusterManagerError: The manager refused the cluster's credentials.
+        """
+        if cluster.job_api_url is None:
+            raise JobApiError(f"cluster {cluster.id} is {cluster.state.value}: no job API yet")
+        token = manager.cluster_credentials(cluster.id).ray_auth_token
+        return cls(cluster.job_api_url, ray_address=cluster.head_address, auth_token=token)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of every call (the token; secret, never log them)."""
+        return auth_headers(self._auth_token)
 
     @property
     def sdk(self) -> JobSubmissionClient:
@@ -155,7 +93,7 @@ class JobClient:
             from ray.job_submission import JobSubmissionClient
 
             try:
-                self._sdk = JobSubmissionClient(self.job_api_url)
+                self._sdk = JobSubmissionClient(self.job_api_url, headers=self.headers)
             except (ConnectionError, RuntimeError, OSError) as err:
                 raise JobApiError(
                     f"cannot reach the Ray job API at {self.job_api_url}: {err}; "

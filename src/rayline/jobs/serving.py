@@ -81,8 +81,7 @@ def run_deploy(
         JobApiError: The job could not be submitted or followed.
     """
     cluster = serving_cluster(manager, request.cluster_id, on_output=on_output)
-    assert cluster.job_api_url is not None  # READY clusters have one
-    client = JobClient(cluster.job_api_url, ray_address=cluster.head_address)
+    client = JobClient.for_cluster(cluster, manager)  # with the cluster's Ray token
     job = client.run(
         request.model_copy(update={"cluster_id": cluster.id}),
         settings=settings,

@@ -21,7 +21,7 @@ from rayline.stack.services import database_url
 __all__ = ["process_environment", "write_user_env"]
 
 #: Besides every ``RAYLINE_*`` variable, what ``stack.env`` exports.
-_USER_NAMES = ("DOCKER_HOST", "RAY_AUTH_MODE", "AIRFLOW_HOME", "AIRFLOW_CONFIG")
+_USER_NAMES = ("DOCKER_HOST", "AIRFLOW_HOME", "AIRFLOW_CONFIG")
 
 
 def process_environment(config: StackConfig, secrets: StackSecrets) -> dict[str, str]:
@@ -42,8 +42,6 @@ def process_environment(config: StackConfig, secrets: StackSecrets) -> dict[str,
         "RAYLINE_API_TOKEN": token,
         "RAYLINE_POOL": os.environ.get("RAYLINE_POOL", SMALL_HOST_POOL),
         "DOCKER_HOST": services["DOCKER_HOST"],
-        # Ray 2.60 turns token auth on when ~/.ray/auth_token exists; our probes carry none.
-        "RAY_AUTH_MODE": "disabled",
         "AIRFLOW_HOME": str(config.airflow_home),
         "AIRFLOW_CONFIG": str(config.airflow_home / "airflow.cfg"),
         **rayline_connection_environment(config.manager_url, token),

@@ -11,6 +11,7 @@ import pytest
 from ray.job_submission import JobStatus, JobSubmissionClient
 
 from rayline.clusters.client import ClusterManagerClient
+from rayline.clusters.ray_auth import auth_headers
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ResourceSpec
 from tests.integration.clusters.leaks import assert_no_ray_left, head_pgid, ray_pids_of
 from tests.integration.manager import ManagerProcess
@@ -32,10 +33,12 @@ def small(name: str, **overrides: object) -> ClusterCreate:
     return ClusterCreate.model_validate(fields)
 
 
-def run_job(cluster: ClusterPublic) -> str:
-    """Submit a tiny Ray job through the job API and return its logs."""
+def run_job(cluster: ClusterPublic, client: ClusterManagerClient) -> str:
+    """Submit a tiny Ray job through the job API (with the cluster's token); return its logs."""
     assert cluster.job_api_url is not None
-    jobs = JobSubmissionClient(cluster.job_api_url)
+    token = client.cluster_credentials(cluster.id).ray_auth_token
+    assert token, "every cluster runs with a Ray token"
+    jobs = JobSubmissionClient(cluster.job_api_url, headers=auth_headers(token))
     job_id = jobs.submit_job(
         entrypoint="python -c \"import ray; ray.init(); print('nodes', len(ray.nodes()))\""
     )
@@ -67,8 +70,8 @@ def test_two_clusters_at_once_run_jobs_and_are_deleted(
     assert a.head_address != b.head_address and a.job_api_url != b.job_api_url
     assert a.head_address and a.head_address.startswith("127.0.0.1:")
     assert len([n for n in b.nodes if n.alive]) == 3
-    assert "nodes 1" in run_job(a)
-    assert "nodes 3" in run_job(b)
+    assert "nodes 1" in run_job(a, client)
+    assert "nodes 3" in run_job(b, client)
     assert len(client.list_clusters(purpose="training").data) == 2
 
     for cluster in (a, b):
@@ -133,7 +136,7 @@ def test_manager_restart_readopts_a_live_cluster(
     again = manager.client().get_cluster(cluster.id)
     assert again.state == "READY"
     assert again.reason and "re-adopted" in again.reason
-    run_job(again)
+    run_job(again, client)
 
 
 def test_quota_refuses_with_429(manager_factory: Callable[..., ManagerProcess]) -> None:

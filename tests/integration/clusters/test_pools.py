@@ -51,7 +51,7 @@ def test_a_matching_request_adopts_a_warm_cluster_and_the_pool_refills(
     took = time.monotonic() - started
     print(f"POST -> READY from the pool: {took * 1000:.0f} ms")
     assert (adopted.id, adopted.state, adopted.name) == (spare.id, "READY", "mine")
-    assert "nodes 1" in run_job(client.wait_until_ready(adopted.id, timeout=10))
+    assert "nodes 1" in run_job(client.wait_until_ready(adopted.id, timeout=10), client)
     events = client.cluster_events(adopted.id)
     assert [e.to_state for e in events][-2:] == ["POOLED", "READY"]
     assert "adopted from warm pool 'training'" in (events[-1].reason or "")

@@ -119,11 +119,13 @@ def _monitoring(command: str, env: dict[str, str]) -> None:
     assert result.returncode == 0, f"monitoring.sh {command}: {result.stderr}"
 
 
-def _run_tasks(job_api_url: str) -> None:
+def _run_tasks(job_api_url: str, token: str | None) -> None:
     """A small Ray job on a cluster, so it has task series as a training job leaves."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    client = JobSubmissionClient(job_api_url)
+    from rayline.clusters.ray_auth import auth_headers
+
+    client = JobSubmissionClient(job_api_url, headers=auth_headers(token))
     code = (
         "import ray; ray.init(); f = ray.remote(lambda i: i); "
         "print(sum(ray.get([f.remote(i) for i in range(8)])))"
@@ -212,7 +214,7 @@ def monitoring_env(
         manager.start()
         client = manager.client()
         training = _ready_cluster(client, "mon-train", Purpose.TRAINING, cpus=1)
-        _run_tasks(training.job_api_url)
+        _run_tasks(training.job_api_url, client.cluster_credentials(training.id).ray_auth_token)
         # A manager restart: it re-adopts the training cluster (a reaper action) and
         # rewrites the targets from the database; the serving cluster comes from the new
         # process, so its provisioning time is in the new process's metrics.

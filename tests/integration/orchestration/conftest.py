@@ -55,9 +55,6 @@ def manager(
     Operators reach it through the rayline_default connection; the jobs get its
     address, token and database through the Rayline settings of this process.
     """
-    # Ray 2.60 turns token auth on for `ray start` when ~/.ray/auth_token exists (any
-    # local ray.init() writes one); the manager's probes carry no token, so opt out.
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     # Generous: on a loaded 2-core machine a Ray head can take minutes to come up.
     started = manager_factory(provision_timeout_seconds="300")
     for name, value in rayline_connection_environment(started.url, started.token).items():

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from rayline.clusters.ray_auth import auth_headers
 from rayline.config import get_settings
 from rayline.metadata.enums import ClusterState
 from tests.integration.clusters.leaks import assert_no_ray_left, head_pgid
@@ -97,7 +98,8 @@ def _training_cluster_running_a_job(manager: ManagerProcess) -> Any:
         if not cluster.job_api_url:
             continue
         try:
-            jobs = JobSubmissionClient(cluster.job_api_url).list_jobs()
+            token = client.cluster_credentials(cluster.id).ray_auth_token
+            jobs = JobSubmissionClient(cluster.job_api_url, headers=auth_headers(token)).list_jobs()
         except Exception:  # the job API may be coming up: look again later
             continue
         if any(job.status == JobStatus.RUNNING for job in jobs):

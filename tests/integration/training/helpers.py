@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from rayline.clusters.ray_auth import auth_headers
 from rayline.config import Settings
 from rayline.jobs.client import JobClient, JobOutcome
 from rayline.jobs.env import job_env
@@ -51,7 +52,7 @@ def run_job(
 
     ``kwargs`` are `TrainRequest` fields (``workflow_run_id``, ``run_name``).
     """
-    client = JobClient(env.job_api_url, ray_address=env.cluster.head_address)
+    client = JobClient.for_cluster(env.cluster, env.client)
     request = TrainRequest(spec=load_spec(spec), **kwargs)
     job = client.submit(request, settings=settings or env.settings)
     return client.follow(job, TrainResult, on_output=on_output, timeout=JOB_TIMEOUT)
@@ -61,7 +62,8 @@ def run_raw_job(
     env: TrainingEnv, spec_text: str, *, on_output: Callable[[str], None] | None = _echo
 ) -> JobOutcome[TrainResult]:
     """Submit an unchecked spec text, bypassing the request's validation."""
-    client = JobClient(env.job_api_url)
+    token = env.client.cluster_credentials(env.cluster.id).ray_auth_token
+    client = JobClient(env.job_api_url, auth_token=token)
     job = client.submit_entrypoint(
         entrypoint=entrypoint(TRAIN_MODULE, ["--spec", spec_text]),
         runtime_env={"env_vars": job_env(env.settings, "train", ray_address=client.ray_address)},
@@ -84,3 +86,15 @@ def assert_failed_without_version(
     assert open_store(settings=env.settings).list_keys(name) == []
     assert env.settings.s3_secret_access_key is not None
     assert env.settings.s3_secret_access_key.get_secret_value() not in outcome.logs
+
+
+def list_actors(env: TrainingEnv, **filters: str) -> list[Any]:
+    """The cluster's actors (State API, with the cluster's token), ``field=value`` filtered."""
+    from ray.util.state.api import StateApiClient
+    from ray.util.state.common import ListApiOptions, StateResource
+
+    assert env.cluster.dashboard_url is not None
+    token = env.client.cluster_credentials(env.cluster.id).ray_auth_token
+    client = StateApiClient(address=env.cluster.dashboard_url, headers=auth_headers(token))
+    options = ListApiOptions(limit=10_000, filters=[(k, "=", v) for k, v in filters.items()])
+    return list(client.list(StateResource.ACTORS, options=options, raise_on_missing_output=False))

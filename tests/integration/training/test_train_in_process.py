@@ -6,14 +6,13 @@ import hashlib
 import json
 
 import pytest
-from ray.util.state import list_actors
 
 from rayline.metadata import ModelRegistry
 from rayline.models import load_registered_model
 from rayline.storage import open_store
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import classification_frame, to_parquet
-from tests.integration.training.helpers import run_job, spec_for
+from tests.integration.training.helpers import list_actors, run_job, spec_for
 from tests.integration.training.test_train_jobs import LAYOUT
 
 pytestmark = pytest.mark.integration
@@ -23,7 +22,7 @@ _RAY_TRAIN_ACTORS = ("TrainController", "RayTrainWorker")
 
 def _ray_train_actors(env: TrainingEnv) -> int:
     assert env.cluster.dashboard_url is not None
-    actors = list_actors(address=env.cluster.dashboard_url, limit=10_000)
+    actors = list_actors(env)
     return sum(1 for actor in actors if actor.class_name in _RAY_TRAIN_ACTORS)
 
 

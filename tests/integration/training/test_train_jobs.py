@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from ray.util.state import list_actors
 
 from rayline.jobs.client import JobOutcome
 from rayline.jobs.results import TrainResult
@@ -24,7 +23,7 @@ from rayline.models import load_registered_model
 from rayline.storage import open_store, open_version
 from tests.integration.training.conftest import TrainingEnv
 from tests.integration.training.data import classification_frame, to_csv
-from tests.integration.training.helpers import run_job, spec_for
+from tests.integration.training.helpers import list_actors, run_job, spec_for
 
 pytestmark = pytest.mark.integration
 
@@ -162,10 +161,7 @@ def test_rerun_with_a_killed_worker_resumes_and_is_a_new_version(
 
 def _kill_one_training_worker(env: TrainingEnv) -> int:
     assert env.cluster.dashboard_url is not None
-    workers = list_actors(
-        address=env.cluster.dashboard_url,
-        filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
-    )
+    workers = list_actors(env, class_name="RayTrainWorker", state="ALIVE")
     pid = max(int(actor.pid) for actor in workers if actor.pid)  # any one will do
     os.kill(pid, signal.SIGKILL)  # the cluster runs on this host
     print(f"\n*** killed training worker pid {pid} ***\n")

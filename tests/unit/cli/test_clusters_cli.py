@@ -23,6 +23,7 @@ from rayline.clusters.errors import (
 )
 from rayline.clusters.schemas import (
     ClusterCreate,
+    ClusterCredentials,
     ClusterEventPublic,
     ClusterPublic,
     ClustersPublic,
@@ -33,6 +34,7 @@ from rayline.clusters.schemas import (
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 JOB_API = "http://127.0.0.1:8265"
+TOKEN_PATH = "/home/u/.rayline/clusters/c-1/ray-auth-token"
 
 
 def make_cluster(state: ClusterState = ClusterState.PENDING, **overrides: Any) -> ClusterPublic:
@@ -103,6 +105,12 @@ class FakeClient:
         self._record("cluster_events", cluster_id=cluster_id)
         return self.events
 
+    def cluster_credentials(self, cluster_id: str) -> ClusterCredentials:
+        # Not recorded: only the hint uses it.
+        return ClusterCredentials(
+            cluster_id=cluster_id, ray_auth_token="t", ray_auth_token_path=TOKEN_PATH
+        )
+
     def delete_cluster(self, cluster_id: str) -> ClusterPublic:
         self._record("delete_cluster", cluster_id=cluster_id)
         return self.cluster
@@ -150,6 +158,7 @@ def test_the_fake_matches_the_real_client_signatures() -> None:
         "get_cluster",
         "list_clusters",
         "cluster_events",
+        "cluster_credentials",
         "delete_cluster",
         "wait_until",
     ):
@@ -201,7 +210,11 @@ def test_create_builds_the_spec_from_options_and_waits(fake: FakeClient, run: An
     assert spec.request_id == "run-42"
     assert fake.calls[1][1] == {"cluster_id": fake.cluster.id, "state": "READY", "timeout": 90}
     assert "READY" in result.stdout
-    assert f"ray job submit --address {JOB_API}" in result.stdout
+    # Ray's own CLI needs the cluster's token: the hint names its file, never the token.
+    hint = (
+        f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={TOKEN_PATH} ray job submit --address {JOB_API}"
+    )
+    assert hint in result.stdout.replace("\n", "")
     assert fake.closed
 
 

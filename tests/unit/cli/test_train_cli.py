@@ -13,7 +13,13 @@ import yaml
 from typer.testing import CliRunner
 
 from rayline.cli import train as cli
-from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState, Purpose
+from rayline.clusters.schemas import (
+    ClusterCreate,
+    ClusterCredentials,
+    ClusterPublic,
+    ClusterState,
+    Purpose,
+)
 from rayline.jobs.client import JobApiError, JobOutcome
 from rayline.jobs.output import ReportedError
 from rayline.jobs.results import TrainResult
@@ -58,6 +64,9 @@ class FakeClient:
     def get_cluster(self, cluster_id: str) -> ClusterPublic:
         self.calls.append(f"get {cluster_id}")
         return cluster(ClusterState.READY)
+
+    def cluster_credentials(self, cluster_id: str) -> ClusterCredentials:
+        return ClusterCredentials(cluster_id=cluster_id, ray_auth_token="t")
 
     def delete_cluster(self, cluster_id: str) -> ClusterPublic:
         self.calls.append(f"delete {cluster_id}")

@@ -9,6 +9,7 @@ from typing import Any
 from rayline.clusters.errors import ClusterFailedError, ClusterNotFoundError, NotFoundError
 from rayline.clusters.schemas import (
     ClusterCreate,
+    ClusterCredentials,
     ClusterPublic,
     ClusterState,
     ServicePublic,
@@ -115,6 +116,12 @@ class FakeClusterManagerHook:
         if cluster_id not in self.clusters:
             raise ClusterNotFoundError(cluster_id)
         return self.clusters[cluster_id]
+
+    def token_of(self, cluster_id: str) -> str:
+        return f"token-of-{cluster_id}"
+
+    def get_cluster_credentials(self, cluster_id: str) -> ClusterCredentials:
+        return ClusterCredentials(cluster_id=cluster_id, ray_auth_token=self.token_of(cluster_id))
 
     def wait_until_ready(
         self, cluster_id: str, *, timeout: float, on_poll: Any = None

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -61,12 +62,25 @@ _UNUSED_CLI_PLUGINS = (
 def _alive_nodes(dashboard: str) -> int:
     url = f"{dashboard}/api/v0/nodes?limit=10000&detail=false"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers=_auth_headers())
     try:
-        with opener.open(url, timeout=3) as response:
+        with opener.open(request, timeout=3) as response:
             rows = json.load(response)["data"]["result"]["result"]
     except (OSError, ValueError, KeyError, TypeError):
         return 0  # not up yet
     return sum(1 for row in rows if row.get("state") == "ALIVE")
+
+
+def _auth_headers() -> dict[str, str]:
+    """The cluster's token (the file the backend named in RAY_AUTH_TOKEN_PATH) as a header."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if not path:
+        return {}
+    try:
+        token = Path(path).read_text().strip()
+    except OSError:
+        return {}
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _wait_for_nodes(dashboard: str, count: int) -> None:

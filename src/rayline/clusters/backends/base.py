@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +24,7 @@ from rayline.clusters.backends.errors import (
     TeardownError,
     UnsupportedRequestError,
 )
+from rayline.clusters.ray_auth import read_token
 
 if TYPE_CHECKING:
     from rayline.config import Settings
@@ -290,6 +292,19 @@ class ClusterBackend(ABC):
         Raises:
             TeardownError: something survived; calling again retries.
         """
+        return None
+
+    def auth_token(self, handle: ClusterHandle) -> str | None:
+        """The cluster's Ray auth token (``Authorization: Bearer``), None if it has none.
+
+        Secret: callers hand it only to the cluster's own clients, never to logs.
+        The default reads `auth_token_path`.
+        """
+        path = self.auth_token_path(handle.cluster_id)
+        return read_token(path) if path is not None else None
+
+    def auth_token_path(self, cluster_id: str) -> Path | None:
+        """The file on this machine that holds the cluster's token, if there is one."""
         return None
 
     @abstractmethod

@@ -20,6 +20,7 @@ import httpx
 
 from rayline.clusters.backends.base import NodeStatus
 from rayline.clusters.backends.errors import BackendUnavailableError
+from rayline.clusters.ray_auth import auth_headers
 
 __all__ = ["DashboardClient"]
 
@@ -28,10 +29,18 @@ _MAX_NODES = 10_000
 
 
 class DashboardClient:
-    """A short-lived client of one dashboard; use it as a context manager."""
+    """A short-lived client of one dashboard; use it as a context manager.
 
-    def __init__(self, base_url: str, *, timeout: float = 3.0) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, trust_env=False)
+    Args:
+        base_url: the dashboard's URL.
+        timeout: seconds to wait for one answer.
+        token: the cluster's Ray auth token, sent with every request.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 3.0, token: str | None = None) -> None:
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout, trust_env=False, headers=auth_headers(token)
+        )
 
     def __enter__(self) -> DashboardClient:
         return self

@@ -10,7 +10,9 @@ two cores, shared by every cluster under the same ``cluster_state_dir``), worker
 only once their head is alive, and a node that fails while starting is started
 again (see ``_ray_start.py``): Ray's startup timeouts are short and fixed.
 Node logs (the ``ray start`` output) are kept under ``cluster_state_dir`` after
-teardown; the temp dir (Ray's session, sockets and logs) is removed.
+teardown; the temp dir (Ray's session, sockets and logs) is removed. Each cluster
+runs with Ray's token auth on; its token lives in a mode-600 file beside the logs
+(`auth_token_path`) until teardown.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ from rayline.clusters.backends.ray_nodes import (
     ray_environment,
     resource_flags,
     worker_command,
+)
+from rayline.clusters.ray_auth import (
+    TOKEN_FILE_NAME,
+    remove_token,
+    write_new_token,
 )
 from rayline.config import Settings
 from rayline.listeners import check_ray_listener
@@ -111,13 +118,19 @@ class LocalBackend(ClusterBackend):
         remove_tree(temp_dir)
         temp_dir.mkdir(mode=0o700)
         log_dir = self._state_dir / request.cluster_id
-        log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            ensure_private_dir(log_dir)  # it keeps the cluster's token
+        except UnsafeDirectoryError as exc:
+            remove_tree(temp_dir)
+            raise ProvisionError(f"RAYLINE_CLUSTER_STATE_DIR: {exc}") from exc
+        write_new_token(self.auth_token_path(request.cluster_id))
         count = ports_needed(request.node_count, self.settings.local_worker_ports_per_node)
         try:
             with self.coordination_lock(f"ports-{self._ip}"):
                 block = self._ports.allocate(request.cluster_id, count, guard=temp_dir)
         except ProvisionError:
             remove_tree(temp_dir)
+            remove_token(self.auth_token_path(request.cluster_id))
             raise
         plan = plan_ports(block, request.node_count, self.settings.local_worker_ports_per_node)
         nodes: list[LocalNode] = []
@@ -126,6 +139,7 @@ class LocalBackend(ClusterBackend):
         except OSError as exc:
             self._nodes.stop(temp_dir, [n.process for n in nodes])
             remove_tree(temp_dir)
+            remove_token(self.auth_token_path(request.cluster_id))
             self._ports.release(request.cluster_id)
             raise ProvisionError(
                 f"could not start Ray for cluster {request.cluster_id}: {exc}; "
@@ -146,7 +160,10 @@ class LocalBackend(ClusterBackend):
         if gone:
             reason = "; ".join(self._nodes.exit_story(n) for n in gone)
             return HealthReport(expected_nodes=expected_nodes, dead=True, reason=reason)
-        with DashboardClient(handle.dashboard_url, timeout=_PROBE_TIMEOUT) as dashboard:
+        token = self.auth_token(handle)
+        with DashboardClient(
+            handle.dashboard_url, timeout=_PROBE_TIMEOUT, token=token
+        ) as dashboard:
             gcs_ok, why = dashboard.gcs_healthy()
             if not gcs_ok:
                 return HealthReport(expected_nodes=expected_nodes, reason=why)
@@ -172,12 +189,17 @@ class LocalBackend(ClusterBackend):
 
     def activity(self, handle: ClusterHandle) -> Activity:
         """Jobs from the job API; Serve apps from the dashboard (0 if Serve is silent)."""
-        with DashboardClient(handle.dashboard_url, timeout=_PROBE_TIMEOUT) as dashboard:
+        token = self.auth_token(handle)
+        with DashboardClient(
+            handle.dashboard_url, timeout=_PROBE_TIMEOUT, token=token
+        ) as dashboard:
             try:
                 jobs = dashboard.job_counts()
             except BackendUnavailableError as exc:
                 return Activity(error=str(exc))
-        with DashboardClient(handle.dashboard_url, timeout=_SERVE_TIMEOUT) as dashboard:
+        with DashboardClient(
+            handle.dashboard_url, timeout=_SERVE_TIMEOUT, token=token
+        ) as dashboard:
             apps = dashboard.serve_app_count()
         return Activity(running_jobs=jobs["running"], pending_jobs=jobs["pending"], serve_apps=apps)
 
@@ -188,6 +210,7 @@ class LocalBackend(ClusterBackend):
         # Workers first, so the head never sees them die as failures worth reporting.
         self._nodes.stop(temp_dir, [n.process for n in reversed(data.nodes)])
         remove_tree(temp_dir)
+        remove_token(self.auth_token_path(handle.cluster_id))
         self._ports.release(handle.cluster_id)
         self._nodes.forget(data.nodes)
         log.info("cluster %s: every Ray process stopped, %s removed", handle.cluster_id, temp_dir)
@@ -199,6 +222,7 @@ class LocalBackend(ClusterBackend):
         kill_processes(orphans, signal.SIGTERM)
         self._nodes.stop(temp_dir, [])  # waits, then SIGKILLs what is left
         remove_tree(temp_dir)
+        remove_token(self.auth_token_path(cluster_id))
         self._ports.release(cluster_id)
         if orphans:
             log.info("cluster %s: stopped %d unrecorded Ray process(es)", cluster_id, len(orphans))
@@ -217,6 +241,10 @@ class LocalBackend(ClusterBackend):
             max_gpus=_count_gpus(),
         )
 
+    def auth_token_path(self, cluster_id: str) -> Path:
+        """The cluster's token file, readable by this user only (same-machine clients)."""
+        return self._state_dir / cluster_id / TOKEN_FILE_NAME
+
     # ------------------------------------------------------------ helpers
     def temp_dir_for(self, cluster_id: str) -> Path:
         """The cluster's Ray temp dir: short (socket paths) and fixed per cluster id."""
@@ -232,6 +260,7 @@ class LocalBackend(ClusterBackend):
     ) -> None:
         """Start every node's launcher; they take turns starting Ray (see above)."""
         python, ip, cluster_id = self._python, self._ip, request.cluster_id
+        token_path = self.auth_token_path(cluster_id)
         # Ray gives a starting node short, fixed windows that nodes starting together
         # on a small, busy host miss: at most half the cores' worth start at once.
         slots = (self._state_dir / "start-slots", max(1, len(os.sched_getaffinity(0)) // 2))
@@ -251,11 +280,17 @@ class LocalBackend(ClusterBackend):
             temp_dir=temp_dir,
             cluster_id=cluster_id,
             head=plan.head,
+            auth_token_path=token_path,
         )
         nodes.append(self._nodes.spawn("head", "head", argv, env, log_dir, plan.nodes[0]))
         gcs_address = host_port(ip, plan.head.gcs)
         env = ray_environment(
-            os.environ, python=python, ip=ip, temp_dir=temp_dir, cluster_id=cluster_id
+            os.environ,
+            python=python,
+            ip=ip,
+            temp_dir=temp_dir,
+            cluster_id=cluster_id,
+            auth_token_path=token_path,
         )
         dashboard_url = f"http://{host_port(ip, plan.head.dashboard)}"
         for i, ports in enumerate(plan.nodes[1:], start=1):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from rayline.clusters.backends.base import NodeResources
 from rayline.clusters.backends.errors import UnsupportedRequestError
 from rayline.clusters.backends.ports import PortBlock
+from rayline.clusters.ray_auth import AUTH_MODE_ENV, TOKEN_PATH_ENV
 
 __all__ = [
     "CLUSTER_ID_ENV",
@@ -28,6 +29,7 @@ __all__ = [
     "NodePorts",
     "PortPlan",
     "head_command",
+    "inherited_environment",
     "plan_ports",
     "ports_needed",
     "ray_environment",
@@ -233,6 +235,45 @@ def resource_flags(resources: NodeResources) -> list[str]:
     return flags
 
 
+#: What a node takes from the environment it is started from, and why. Anything
+#: else (the manager's API token, the database URL and its password, S3 keys,
+#: DOCKER_HOST, proxies) stays out: every job and actor of the cluster would see it.
+_INHERITED = (
+    "PATH",  # finding `python`, `ray` and the tools jobs call
+    "HOME",  # Python's and Ray's per-user caches (~/.cache, ~/.ray)
+    "USER",  # Ray names its session and temp files by user
+    "LOGNAME",
+    "LANG",  # text encoding of logs and files; LC_* below too
+    "TZ",  # timestamps in Ray's logs
+    "TMPDIR",  # where Python and Ray put scratch files
+    "LD_LIBRARY_PATH",  # native libraries (CUDA, BLAS) of a non-system install
+    "VIRTUAL_ENV",  # which environment `python` and `ray` come from
+    "PYTHONPATH",  # where rayline is importable from, when not installed
+    "RAYLINE_HOME",  # jobs' own state and caches (paths, not secrets)
+    "RAYLINE_CACHE_DIR",
+    "RAYLINE_ENVIRONMENT",  # production refuses unsafe listeners in jobs too
+)
+_INHERITED_PREFIXES = ("LC_", "RAY_")  # locale; Ray's own tuning knobs
+# Set here, or never passed on: another cluster's address or credentials.
+_NOT_INHERITED = (
+    "RAY_ADDRESS",
+    "RAY_API_SERVER_ADDRESS",
+    AUTH_MODE_ENV,
+    TOKEN_PATH_ENV,
+    "RAY_AUTH_TOKEN",
+)
+
+
+def inherited_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``base`` a Ray node may see: the allow-list above."""
+    return {
+        name: value
+        for name, value in base.items()
+        if (name in _INHERITED or name.startswith(_INHERITED_PREFIXES))
+        and name not in _NOT_INHERITED
+    }
+
+
 def ray_environment(
     base: Mapping[str, str],
     *,
@@ -241,8 +282,11 @@ def ray_environment(
     temp_dir: Path,
     cluster_id: str,
     head: HeadPorts | None = None,
+    auth_token_path: Path | None = None,
 ) -> dict[str, str]:
     """The environment of one node's ``ray start`` (and so of all its children).
+
+    Only allow-listed variables of ``base`` are kept (see `inherited_environment`).
 
     Args:
         base: the environment to start from, usually ``os.environ``.
@@ -252,23 +296,27 @@ def ray_environment(
         temp_dir: the cluster's Ray temp dir, also the process marker.
         cluster_id: recorded in the environment for people reading ``ps e``.
         head: the head's ports when this is the head node.
+        auth_token_path: the cluster's token file (`ray_auth`): Ray then refuses
+            every dashboard, Jobs API and GCS call without the token, and the
+            node's drivers and workers authenticate with it. None leaves the
+            choice to Ray (no token: open to every local process).
     """
-    env = {k: v for k, v in base.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    env = inherited_environment(base)
     env.update(
         {
             "PATH": os.pathsep.join(filter(None, [str(Path(python).parent), base.get("PATH")])),
             "RAY_USAGE_STATS_ENABLED": "0",
             # Under `uv run` Ray would re-run workers through uv, which may download.
             "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
-            # Explicit: Ray turns token auth on by itself once any local `ray.init()`
-            # has written ~/.ray/auth_token, and every job-API call would get 401.
-            "RAY_AUTH_MODE": "disabled",
             # The whole cluster goes away on teardown: draining only delays it.
             "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
             TEMP_DIR_ENV: str(temp_dir),
             CLUSTER_ID_ENV: cluster_id,
         }
     )
+    if auth_token_path is not None:
+        env[AUTH_MODE_ENV] = "token"
+        env[TOKEN_PATH_ENV] = str(auth_token_path)
     if ipaddress.ip_address(ip).is_loopback:
         # Ray rewrites a loopback address to the host's public IP (it assumes a
         # multi-host cluster). This switch keeps drivers and the dashboard, which

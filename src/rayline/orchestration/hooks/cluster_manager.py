@@ -15,7 +15,12 @@ from rayline.clusters.errors import (
     ClusterNotFoundError,
     NotFoundError,
 )
-from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ServicesPublic
+from rayline.clusters.schemas import (
+    ClusterCreate,
+    ClusterCredentials,
+    ClusterPublic,
+    ServicesPublic,
+)
 from rayline.coordination.base import ServiceEntry
 
 if TYPE_CHECKING:
@@ -150,6 +155,10 @@ class ClusterManagerHook(BaseHook):
     def get_cluster(self, cluster_id: str) -> ClusterPublic:
         """Return one cluster as the manager last saw it."""
         return self.get_conn().get_cluster(cluster_id)
+
+    def get_cluster_credentials(self, cluster_id: str) -> ClusterCredentials:
+        """The cluster's Ray token, for its job hooks (secret: never log it)."""
+        return self.get_conn().cluster_credentials(cluster_id)
 
     def wait_until_ready(
         self,

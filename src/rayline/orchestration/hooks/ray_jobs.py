@@ -2,7 +2,10 @@
 
 The sync hook is :class:`rayline.jobs.client.JobClient` (the client the CLI and
 serving use too) behind an Airflow connection; the async hook speaks the same
-REST API with httpx, since Ray's client blocks.
+REST API with httpx, since Ray's client blocks, parsing and authenticating the
+way `rayline.jobs.client` does (`JobState.from_json`, `auth_headers`). Both send
+the cluster's Ray token: the one given (from the Cluster Manager's
+``/v1/clusters/{id}/credentials``), else the password of the Airflow connection.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from urllib.parse import quote
 import httpx
 from airflow.sdk import BaseHook
 
+from rayline.clusters.ray_auth import auth_headers
 from rayline.jobs.client import TERMINAL_STATUSES, JobApiError, JobClient, JobState
 from rayline.orchestration.exceptions import RayJobApiError, RayJobNotFoundError
 
@@ -28,6 +32,13 @@ class _RayJobConnectionMixin:
     default_conn_name = "ray_default"
     ray_conn_id: str
     _address: str | None
+    _auth_token: str | None
+
+    def _resolve_token(self) -> str | None:
+        """The token given, else the connection's password (only when the address is its)."""
+        if self._auth_token or self._address:
+            return self._auth_token
+        return BaseHook.get_connection(self.ray_conn_id).password or None
 
     def _resolve_address(self) -> str:
         if self._address:
@@ -57,6 +68,7 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
     :param ray_conn_id: the Airflow connection of a long-lived Ray cluster.
     :param ray_address: the cluster's GCS address, for the jobs' own-cluster
         addressing (default: the job API URL).
+    :param auth_token: the cluster's Ray token (secret; never templated or logged).
     """
 
     conn_name_attr = "ray_conn_id"
@@ -70,11 +82,13 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
         *,
         ray_conn_id: str = default_conn_name,
         ray_address: str | None = None,
+        auth_token: str | None = None,
     ) -> None:
         super().__init__()
         self._address = address
         self.ray_conn_id = ray_conn_id
         self.ray_address = ray_address
+        self._auth_token = auth_token
         self._client: JobClient | None = None
 
     @property
@@ -85,7 +99,9 @@ class RayJobHook(_RayJobConnectionMixin, BaseHook):
     def get_conn(self) -> JobClient:
         """Return the job client of the cluster (checks that the API answers)."""
         if self._client is None:
-            client = JobClient(self.address, ray_address=self.ray_address)
+            client = JobClient(
+                self.address, ray_address=self.ray_address, auth_token=self._resolve_token()
+            )
             try:
                 client.sdk  # noqa: B018  # connect now: the error names the address
             except JobApiError as exc:
@@ -170,6 +186,7 @@ class RayJobAsyncHook(_RayJobConnectionMixin, BaseHook):
     :param ray_conn_id: the Airflow connection used when ``address`` is None.
     :param timeout: seconds to wait for one answer.
     :param transport: an httpx async transport (tests pass ``httpx.MockTransport``).
+    :param auth_token: the cluster's Ray token (secret; never templated or logged).
     """
 
     conn_name_attr = "ray_conn_id"
@@ -184,12 +201,14 @@ class RayJobAsyncHook(_RayJobConnectionMixin, BaseHook):
         ray_conn_id: str = default_conn_name,
         timeout: float = 10,
         transport: httpx.AsyncBaseTransport | None = None,
+        auth_token: str | None = None,
     ) -> None:
         super().__init__()
         self._address = address
         self.ray_conn_id = ray_conn_id
         self.timeout = timeout
         self._transport = transport
+        self._auth_token = auth_token
 
     def get_conn(self) -> httpx.AsyncClient:
         """Return a new async HTTP client for the job API; close it (``async with``) after use."""
@@ -197,7 +216,7 @@ class RayJobAsyncHook(_RayJobConnectionMixin, BaseHook):
             base_url=self._resolve_address(),
             timeout=self.timeout,
             transport=self._transport,
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", **auth_headers(self._resolve_token())},
         )
 
     async def get_job_state(self, client: httpx.AsyncClient, submission_id: str) -> JobState:

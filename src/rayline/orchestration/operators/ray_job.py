@@ -165,9 +165,15 @@ class SubmitRayJobOperator(BaseOperator):
         """The Cluster Manager hook of ``rayline_conn_id``."""
         return ClusterManagerHook(self.rayline_conn_id)
 
-    def get_hook(self, job_api_url: str | None) -> RayJobHook:
-        """The Ray job hook of one cluster (``ray_conn_id`` when the URL is None)."""
-        return RayJobHook(job_api_url, ray_conn_id=self.ray_conn_id)
+    def get_hook(self, job_api_url: str | None, cluster_id: str | None = None) -> RayJobHook:
+        """The Ray job hook of one cluster (``ray_conn_id`` when the URL is None).
+
+        With ``cluster_id``, the hook carries the cluster's Ray token from the manager.
+        """
+        token = None
+        if cluster_id is not None and job_api_url:
+            token = self.cluster_hook.get_cluster_credentials(cluster_id).ray_auth_token
+        return RayJobHook(job_api_url, ray_conn_id=self.ray_conn_id, auth_token=token)
 
     def build_entrypoint(self, context: Context, *, cluster_id: str | None) -> str:
         """The shell command of the job; subclasses build it from their own fields.
@@ -193,7 +199,7 @@ class SubmitRayJobOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         key = ids.TaskKey.from_context(context)
         target = self._resolve_target(context, key)
-        hook = self.get_hook(target.job_api_url)
+        hook = self.get_hook(target.job_api_url, target.cluster_id)
         submission_id, state = self._find_or_submit(context, hook, key, target)
         if state is not None and state.is_terminal:
             return self._finish(
@@ -224,6 +230,8 @@ class SubmitRayJobOperator(BaseOperator):
                 stream_logs=self.stream_logs,
                 log_offset=offset,
                 unreachable_timeout=self.unreachable_timeout,
+                cluster_id=target.cluster_id,
+                rayline_conn_id=self.rayline_conn_id,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.job_timeout) if self.job_timeout else None,
@@ -233,7 +241,7 @@ class SubmitRayJobOperator(BaseOperator):
         """Resume after the trigger fired: write the rest of the log, then succeed or raise."""
         ti = context["ti"]
         cluster_id = ti.xcom_pull(task_ids=ti.task_id, key="cluster_id")
-        hook = self.get_hook(event["job_api_url"])
+        hook = self.get_hook(event["job_api_url"], cluster_id)
         target = JobTarget(event["job_api_url"], cluster_id)
         status = event.get("job_status") or "UNKNOWN"
         if event["status"] != "success" and status == "SUCCEEDED":

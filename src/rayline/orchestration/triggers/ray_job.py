@@ -10,6 +10,7 @@ import httpx
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from rayline.orchestration.exceptions import RayJobApiError, RayJobNotFoundError
+from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.hooks.ray_jobs import RayJobAsyncHook, RayJobState
 
 __all__ = ["RayJobTrigger"]
@@ -33,6 +34,9 @@ class RayJobTrigger(BaseTrigger):
     :param log_offset: characters of the job's log already written elsewhere.
     :param unreachable_timeout: seconds the job API may stay unreachable (a head
         restarting) before the trigger gives up with an error event.
+    :param cluster_id: the Rayline cluster of the job API: its Ray token is asked
+        from the Cluster Manager when the trigger runs (so it is never serialised).
+    :param rayline_conn_id: the Cluster Manager's Airflow connection.
     """
 
     def __init__(
@@ -44,6 +48,8 @@ class RayJobTrigger(BaseTrigger):
         stream_logs: bool = True,
         log_offset: int = 0,
         unreachable_timeout: float = 60.0,
+        cluster_id: str | None = None,
+        rayline_conn_id: str = "rayline_default",
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_api_url = job_api_url
@@ -52,6 +58,8 @@ class RayJobTrigger(BaseTrigger):
         self.stream_logs = stream_logs
         self.log_offset = log_offset
         self.unreachable_timeout = unreachable_timeout
+        self.cluster_id = cluster_id
+        self.rayline_conn_id = rayline_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize RayJobTrigger arguments and classpath."""
@@ -64,15 +72,25 @@ class RayJobTrigger(BaseTrigger):
                 "stream_logs": self.stream_logs,
                 "log_offset": self.log_offset,
                 "unreachable_timeout": self.unreachable_timeout,
+                "cluster_id": self.cluster_id,
+                "rayline_conn_id": self.rayline_conn_id,
             },
         )
 
-    def _get_async_hook(self) -> RayJobAsyncHook:
-        return RayJobAsyncHook(self.job_api_url)
+    async def _get_async_hook(self) -> RayJobAsyncHook:
+        token = None
+        if self.cluster_id is not None:
+            manager = await ClusterManagerHook(self.rayline_conn_id).aget_conn()
+            try:
+                credentials = await asyncio.to_thread(manager.cluster_credentials, self.cluster_id)
+            finally:
+                manager.close()
+            token = credentials.ray_auth_token
+        return RayJobAsyncHook(self.job_api_url, auth_token=token)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll the job until it ends; yield one success or error event."""
-        hook = self._get_async_hook()
+        hook = await self._get_async_hook()
         offset = self.log_offset
         loop = asyncio.get_running_loop()
         unreachable_since: float | None = None
@@ -106,7 +124,7 @@ class RayJobTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """Stop the Ray job when a user kills the deferred task."""
-        hook = self._get_async_hook()
+        hook = await self._get_async_hook()
         async with hook.get_conn() as client:
             stopped = await hook.stop_job(client, self.submission_id)
         self.log.info("Stop of Ray job %s requested (was running: %s)", self.submission_id, stopped)

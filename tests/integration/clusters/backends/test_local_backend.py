@@ -14,6 +14,7 @@ from ray.job_submission import JobStatus, JobSubmissionClient
 
 from rayline.clusters.backends.base import ClusterHandle, HealthReport
 from rayline.clusters.backends.local import LocalBackend, LocalHandleData
+from rayline.clusters.ray_auth import auth_headers
 from tests.integration.clusters.backends.conftest import _wait_ready
 
 pytestmark = pytest.mark.integration
@@ -73,7 +74,9 @@ def test_head_only_cluster_runs_jobs_reports_activity_and_cleans_up(
     assert [n["role"] for n in report.nodes] == ["head"]
     assert report.nodes[0]["resources"]["CPU"] == 1.0
 
-    client = JobSubmissionClient(handle.job_api_url)
+    client = JobSubmissionClient(
+        handle.job_api_url, headers=auth_headers(backend.auth_token(handle))
+    )
     job = client.submit_job(entrypoint=RESOURCES_JOB)
     assert wait_job(client, job, JobStatus.SUCCEEDED) == JobStatus.SUCCEEDED
     assert "'CPU': 1.0" in client.get_job_logs(job)
@@ -116,7 +119,9 @@ def test_head_and_two_workers_share_the_work(
     assert all(set(a).isdisjoint(b) for i, a in enumerate(ranges) for b in ranges[i + 1 :])
     assert len(set(handle.metrics_targets.values())) == len(handle.metrics_targets) == 5
 
-    client = JobSubmissionClient(handle.job_api_url)
+    client = JobSubmissionClient(
+        handle.job_api_url, headers=auth_headers(backend.auth_token(handle))
+    )
     job = client.submit_job(
         entrypoint='python -c "import ray; ray.init(); print(ray.cluster_resources()); '
         "f = ray.remote(lambda: ray.get_runtime_context().get_node_id()); "

@@ -16,6 +16,8 @@ from rayline.clusters.backends.errors import BackendUnavailableError
 
 # path -> (status, body); a str body is sent as text, anything else as JSON.
 Routes = dict[str, tuple[int, Any]]
+# The Authorization header of every request the server answered.
+SEEN_AUTH: list[str | None] = []
 
 NODES = {
     "result": True,
@@ -45,6 +47,7 @@ def routes() -> Routes:
 def dashboard(routes: Routes) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            SEEN_AUTH.append(self.headers.get("Authorization"))
             status, body = routes.get(self.path.split("?")[0], (404, "not found"))
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
@@ -130,3 +133,14 @@ def test_serve_errors_count_as_no_apps_but_job_api_errors_raise(
         assert client.serve_app_count() == 0
         with pytest.raises(BackendUnavailableError, match="expected a list"):
             client.job_counts()
+
+
+def test_every_request_carries_the_clusters_token(dashboard: str, routes: Routes) -> None:
+    routes.update({"/api/gcs_healthz": (200, "success"), "/api/jobs/": (200, [])})
+    SEEN_AUTH.clear()
+    with DashboardClient(dashboard, token="t0k") as client:
+        assert client.gcs_healthy() == (True, "")
+        assert client.job_counts() == {"running": 0, "pending": 0}
+    with DashboardClient(dashboard) as client:
+        client.gcs_healthy()
+    assert SEEN_AUTH == ["Bearer t0k", "Bearer t0k", None]

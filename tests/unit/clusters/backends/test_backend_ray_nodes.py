@@ -178,7 +178,7 @@ def test_environment_marks_processes_and_keeps_ray_offline() -> None:
     assert env[CLUSTER_ID_ENV] == "c1"
     assert env["RAY_USAGE_STATS_ENABLED"] == "0"
     assert env["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] == "0"
-    assert env["RAY_AUTH_MODE"] == "disabled"
+    assert "RAY_AUTH_MODE" not in env  # no token file given: Ray's own default
     assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
     assert env["PATH"] == "/venv/bin:/usr/bin"
     assert env["DASHBOARD_METRIC_PORT"] == str(plan.head.dashboard_metrics)
@@ -191,3 +191,52 @@ def test_worker_environment_has_no_head_ports_and_routable_ip_keeps_ray_default(
     env = ray_environment({}, python="/p/python", ip="192.0.2.3", temp_dir=TEMP, cluster_id="c")
     assert "DASHBOARD_METRIC_PORT" not in env
     assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in env
+
+
+def test_environment_turns_token_auth_on_with_the_cluster_token_file() -> None:
+    base = {"RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": "other", "RAY_AUTH_TOKEN_PATH": "/x"}
+    env = ray_environment(
+        base,
+        python="/p/python",
+        ip=IP,
+        temp_dir=TEMP,
+        cluster_id="c",
+        auth_token_path=Path("/state/c/ray-auth-token"),
+    )
+    assert env["RAY_AUTH_MODE"] == "token"
+    assert env["RAY_AUTH_TOKEN_PATH"] == "/state/c/ray-auth-token"
+    assert "RAY_AUTH_TOKEN" not in env  # another cluster's token never passes on
+
+
+def test_environment_keeps_only_allow_listed_variables() -> None:
+    secrets = {
+        "RAYLINE_API_TOKEN": "manager-token",
+        "RAYLINE_DATABASE_URL": "postgresql://rayline:pw@127.0.0.1/rayline",
+        "RAYLINE_S3_ACCESS_KEY_ID": "AKIA",
+        "RAYLINE_S3_SECRET_ACCESS_KEY": "s3-secret",
+        "DOCKER_HOST": "unix:///run/docker.sock",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "MLFLOW_TRACKING_PASSWORD": "ml",
+        "http_proxy": "http://user:pw@proxy:3128",
+        "AIRFLOW_CONN_RAYLINE_DEFAULT": "rayline://:tok@h",
+    }
+    kept = {
+        "HOME": "/home/u",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "VIRTUAL_ENV": "/venv",
+        "PYTHONPATH": "/src",
+        "RAYLINE_HOME": "/home/u/.rayline",
+        "RAY_grpc_keepalive_time_ms": "1000",
+    }
+    env = ray_environment(
+        {**secrets, **kept, "PATH": "/usr/bin"},
+        python="/venv/bin/python",
+        ip=IP,
+        temp_dir=TEMP,
+        cluster_id="c",
+    )
+    assert not secrets.keys() & env.keys()
+    assert not any(value in str(env) for value in secrets.values())
+    assert {k: env[k] for k in kept} == kept

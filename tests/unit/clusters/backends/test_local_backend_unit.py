@@ -22,6 +22,7 @@ from rayline.clusters.backends.local import LocalBackend, LocalHandleData, Local
 from rayline.clusters.backends.ports import PortBlock
 from rayline.clusters.backends.processes import ProcessRecord, is_running, record_of
 from rayline.clusters.backends.ray_nodes import TEMP_DIR_ENV, plan_ports, ports_needed
+from rayline.clusters.ray_auth import write_new_token
 from rayline.config import Settings
 
 
@@ -160,9 +161,13 @@ def test_terminate_kills_marked_strays_frees_ports_and_is_idempotent(
     try:
         record = record_of(stray.pid)
         assert record is not None
+        token_path = backend.auth_token_path("strays")
+        write_new_token(token_path)
+        assert backend.auth_token(handle) == token_path.read_text()
         backend.terminate(handle)
         assert not is_running(record)
         assert not temp_dir.exists()
+        assert not token_path.exists() and backend.auth_token(handle) is None
         assert "strays" not in backend._ports.leases()
         backend.terminate(handle)  # again: nothing left to do, no error
     finally:

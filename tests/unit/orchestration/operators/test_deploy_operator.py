@@ -155,7 +155,7 @@ def _failed_deploy(error: str) -> Exception:
     api = FakeRayJobHook()
     api.add("sub-1", "FAILED", logs=f"building\n(pid=9) {error_line(error, 'it broke')}\n")
     op = _operator()
-    op.get_hook = lambda url: api  # type: ignore[assignment,method-assign,return-value]
+    op.get_hook = lambda url, cluster_id=None: api  # type: ignore[assignment,method-assign,return-value]
     event = {
         "status": "error",
         "message": "Job entrypoint command failed with exit code 1",

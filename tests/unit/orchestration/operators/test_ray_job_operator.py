@@ -43,7 +43,9 @@ class Env:
             make_cluster("rc-1", labels=ids.run_labels(CREATE_KEY), port=8265)
         )
 
-    def api(self, url: str | None = "http://127.0.0.1:8265") -> FakeRayJobHook:
+    def api(
+        self, url: str | None = "http://127.0.0.1:8265", cluster_id: str | None = None
+    ) -> FakeRayJobHook:
         return self.apis.setdefault(url, FakeRayJobHook(url or "http://from-connection:8265"))
 
     def operator(self, **kwargs: Any) -> SubmitRayJobOperator:
@@ -100,6 +102,8 @@ def test_submits_with_a_derived_id_and_defers_to_the_trigger() -> None:
         "stream_logs": True,
         "log_offset": 0,
         "unreachable_timeout": 60.0,
+        "cluster_id": "rc-1",  # the trigger asks the manager for its token, never stores it
+        "rayline_conn_id": "rayline_default",
     }
     assert deferred.value.method_name == "execute_complete"
     assert ti.xcom[("train", "cluster_id")] == "rc-1"
@@ -352,3 +356,12 @@ def test_job_api_url_alone_needs_no_cluster_manager() -> None:
         op.execute(context_for(FakeTI("train")))
 
     assert deferred.value.trigger.job_api_url == "http://192.0.2.5:8265"
+
+
+def test_the_job_hook_carries_the_clusters_token_from_the_manager() -> None:
+    manager = FakeClusterManagerHook()
+    op = SubmitRayJobOperator(task_id="t", entrypoint="true", job_api_url="http://x:1")
+    op.__dict__["cluster_hook"] = manager
+    hook = op.get_hook("http://127.0.0.1:8265", "rc-7")
+    assert hook._resolve_token() == manager.token_of("rc-7")
+    assert op.get_hook("http://127.0.0.1:8265")._resolve_token() is None

@@ -11,6 +11,8 @@ import httpx
 import pytest
 from airflow.triggers.base import TriggerEvent
 
+from rayline.clusters.schemas import ClusterCredentials
+from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.hooks.ray_jobs import RayJobAsyncHook
 from rayline.orchestration.triggers.ray_job import RayJobTrigger
 
@@ -42,9 +44,11 @@ class FakeJobApi:
 def _trigger(monkeypatch: pytest.MonkeyPatch, api: Any, **kwargs: Any) -> RayJobTrigger:
     trigger = RayJobTrigger(job_api_url=ADDRESS, submission_id=SID, poll_interval=0, **kwargs)
     transport = httpx.MockTransport(api)
-    monkeypatch.setattr(
-        trigger, "_get_async_hook", lambda: RayJobAsyncHook(ADDRESS, transport=transport)
-    )
+
+    async def hook() -> RayJobAsyncHook:
+        return RayJobAsyncHook(ADDRESS, transport=transport)
+
+    monkeypatch.setattr(trigger, "_get_async_hook", hook)
     return trigger
 
 
@@ -63,6 +67,8 @@ def test_serialization() -> None:
         "stream_logs": True,
         "log_offset": 0,
         "unreachable_timeout": 60.0,
+        "cluster_id": None,
+        "rayline_conn_id": "rayline_default",
     }
     # The triggerer rebuilds the trigger from exactly this.
     assert RayJobTrigger(**kwargs).serialize() == (classpath, kwargs)
@@ -186,3 +192,46 @@ def test_on_kill_stops_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
     api = FakeJobApi(statuses=[], logs=[])
     asyncio.run(_trigger(monkeypatch, api).on_kill())
     assert api.stopped
+
+
+def test_the_clusters_token_is_asked_from_the_manager_at_run_time_never_serialised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = "f" * 64
+
+    class FakeManager:
+        closed = False
+
+        def cluster_credentials(self, cluster_id: str) -> ClusterCredentials:
+            assert cluster_id == "c-1"
+            return ClusterCredentials(cluster_id=cluster_id, ray_auth_token=token)
+
+        def close(self) -> None:
+            FakeManager.closed = True
+
+    async def aget_conn(self: ClusterManagerHook) -> FakeManager:
+        assert self.rayline_conn_id == "my_manager"
+        return FakeManager()
+
+    monkeypatch.setattr(ClusterManagerHook, "aget_conn", aget_conn)
+    trigger = RayJobTrigger(
+        job_api_url=ADDRESS, submission_id=SID, cluster_id="c-1", rayline_conn_id="my_manager"
+    )
+    assert token not in repr(trigger.serialize())
+    hook = asyncio.run(trigger._get_async_hook())
+    assert FakeManager.closed
+
+    async def status() -> str:
+        seen: list[str | None] = []
+
+        def api(request: httpx.Request) -> httpx.Response:
+            seen.append(request.headers.get("Authorization"))
+            return httpx.Response(200, json={"status": "RUNNING"})
+
+        hook._transport = httpx.MockTransport(api)
+        async with hook.get_conn() as client:
+            state = await hook.get_job_state(client, SID)
+        assert seen == [f"Bearer {token}"]
+        return state.status
+
+    assert asyncio.run(status()) == "RUNNING"

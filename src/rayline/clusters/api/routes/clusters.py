@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -10,6 +11,7 @@ from rayline.clusters.api.deps import Authorized, RuntimeDep
 from rayline.clusters.api.views import cluster_public, event_public, parse_labels
 from rayline.clusters.schemas import (
     ClusterCreate,
+    ClusterCredentials,
     ClusterEventPublic,
     ClusterPublic,
     ClustersPublic,
@@ -22,6 +24,8 @@ ClusterId = Annotated[str, Path(min_length=1, max_length=64)]
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"], dependencies=[Authorized])
 
 MAX_WAIT_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 #: Labels only the manager writes (a pooled cluster's pool).
@@ -73,6 +77,29 @@ def list_clusters(
 def get_cluster(cluster_id: ClusterId, runtime: RuntimeDep) -> ClusterPublic:
     """One cluster: state, reason, addresses, nodes, timestamps."""
     return cluster_public(runtime.service.get(cluster_id))
+
+
+@router.get("/{cluster_id}/credentials", response_model=ClusterCredentials)
+def cluster_credentials(
+    cluster_id: ClusterId, runtime: RuntimeDep, response: Response
+) -> ClusterCredentials:
+    """The cluster's Ray auth token, for clients of its dashboard and Jobs API (secret)."""
+    cluster = runtime.service.get(cluster_id)
+    if not cluster.backend_handle:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"cluster {cluster_id} is {cluster.state.value}: it has no Ray processes yet; "
+            "wait until it is READY",
+        )
+    handle = runtime.backend.load_handle(cluster.backend_handle)
+    path = runtime.backend.auth_token_path(cluster_id)
+    response.headers["Cache-Control"] = "no-store"
+    log.info("credentials of cluster %s handed out", cluster_id)
+    return ClusterCredentials(
+        cluster_id=cluster_id,
+        ray_auth_token=runtime.backend.auth_token(handle),
+        ray_auth_token_path=str(path) if path is not None else None,
+    )
 
 
 @router.get("/{cluster_id}/events", response_model=list[ClusterEventPublic])
