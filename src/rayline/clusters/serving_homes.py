@@ -15,15 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rayline.clusters import endpoint_store
-from rayline.clusters.backends.base import Activity
 from rayline.clusters.schemas import ClusterCreate
 from rayline.metadata.enums import ClusterPurpose, ClusterState, DeploymentStatus
 from rayline.metadata.models import Cluster, Deployment
+
+if TYPE_CHECKING:  # only the annotation: the DAG's operators import MODEL_LABEL from here
+    from rayline.clusters.backends.base import Activity
 
 __all__ = [
     "MODEL_LABEL",
