@@ -1,9 +1,10 @@
-"""Three deploys of one model leave one serving cluster; an idle one is reaped (ray mode).
+"""Three deploys of one model leave one serving cluster; an idle one is reaped.
 
 A real Cluster Manager on Postgres starts real Ray clusters; each deploy runs
 the deploy job the DAG submits (`run_deploy`, the Deployer on the cluster), and
 asks for its serving cluster the way the DAG's serving step does (a serving
-request labelled with the model). No Docker: the replicas run on the cluster.
+request labelled with the model). In ray mode the replicas run on the cluster;
+in Docker mode each version is a container, and only the live one remains.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,10 +29,16 @@ from rayline.jobs.results import DeployResult
 from rayline.jobs.serving import run_deploy
 from rayline.metadata import DeploymentStatus, create_engine_for
 from rayline.serving import records
+from rayline.serving.docker_engine import LABEL_PREFIX
 from rayline.storage import open_store
 from tests.integration.clusters.leaks import assert_no_ray_left
 from tests.integration.manager import ManagerProcess, cleanup_clusters, free_port
-from tests.integration.serving.conftest import PORT_RANGE_START, READY_TIMEOUT
+from tests.integration.serving.conftest import (
+    PORT_RANGE_START,
+    READY_TIMEOUT,
+    TEST_LABEL,
+    remove_test_containers_and_images,
+)
 from tests.unit.serving.model_factory import iris_rows, publish_iris
 
 pytestmark = pytest.mark.integration
@@ -100,11 +108,33 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(params=["ray", "docker"])
+def mode(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str]]]:
+    """The serving mode, and the deploy job's extra arguments (Docker: a cleanup label)."""
+    if request.param == "ray":
+        yield "ray", []
+        return
+    token: str = request.getfixturevalue("session_token")
+    docker: Any = request.getfixturevalue("docker")
+    request.getfixturevalue("base_image")
+    try:
+        yield "docker", ["--label", f"{TEST_LABEL}={token}"]
+    finally:
+        remove_test_containers_and_images(docker, token)
+
+
 def deploy(
-    client: ClusterManagerClient, settings: Settings, ref: str, cluster: ClusterPublic
+    client: ClusterManagerClient,
+    settings: Settings,
+    ref: str,
+    cluster: ClusterPublic,
+    mode: tuple[str, list[str]],
 ) -> DeployResult:
     """Run the deploy job of ``ref`` on ``cluster`` and require it to succeed."""
-    request = DeployRequest.from_argv(["--model", ref, "--cluster-id", cluster.id, "--mode", "ray"])
+    name, extra = mode
+    request = DeployRequest.from_argv(
+        ["--model", ref, "--cluster-id", cluster.id, "--mode", name, *extra]
+    )
     outcome = run_deploy(
         client, request, settings=settings, on_output=lambda c: print(c, end=""), timeout=900
     )
@@ -114,7 +144,12 @@ def deploy(
 
 
 def test_three_deploys_of_a_model_leave_one_serving_cluster_and_idle_ones_are_reaped(
-    manager: ManagerProcess, settings: Settings, engine: Engine, tmp_path: Path
+    manager: ManagerProcess,
+    settings: Settings,
+    engine: Engine,
+    mode: tuple[str, list[str]],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     client = manager.client()
     model = f"homes-{secrets.token_hex(3)}"
@@ -128,14 +163,14 @@ def test_three_deploys_of_a_model_leave_one_serving_cluster_and_idle_ones_are_re
     legacy = client.wait_until_ready(
         client.create_cluster(serving_request("legacy")).id, timeout=READY_TIMEOUT
     )
-    first = deploy(client, settings, f"{model}:1", legacy)
+    first = deploy(client, settings, f"{model}:1", legacy, mode)
 
     # Version 2: the model has no home yet, so the labelled request starts one; the
     # superseded version's cluster then backs nothing and is released by the deploy.
     home = client.create_cluster(serving_request("run-2", model))
     assert home.id not in (legacy.id, idle.id)
     home = client.wait_until_ready(home.id, timeout=READY_TIMEOUT)
-    second = deploy(client, settings, f"{model}:2", home)
+    second = deploy(client, settings, f"{model}:2", home, mode)
     # Asked for by the deploy job itself, not left for the lifecycle loop to find.
     assert client.get_cluster(legacy.id).state in ("TERMINATING", "TERMINATED")
     assert client.wait_until(legacy.id, state="TERMINATED", timeout=180).state == "TERMINATED"
@@ -145,7 +180,7 @@ def test_three_deploys_of_a_model_leave_one_serving_cluster_and_idle_ones_are_re
     # Version 3: the same request answers with the model's cluster at once.
     again = client.create_cluster(serving_request("run-3", model))
     assert (again.id, again.state) == (home.id, "READY")
-    third = deploy(client, settings, f"{model}:3", again)
+    third = deploy(client, settings, f"{model}:3", again, mode)
 
     ready = client.list_clusters(purpose="serving", state="READY").data
     assert [c.id for c in ready] == [home.id], [(c.id, c.name) for c in ready]
@@ -155,8 +190,16 @@ def test_three_deploys_of_a_model_leave_one_serving_cluster_and_idle_ones_are_re
         assert records.get_deployment(engine, old.deployment_id).status == DeploymentStatus.STOPPED
     [endpoint] = client.live_endpoints(model).data
     assert (endpoint.cluster_id, endpoint.deployment_id) == (home.id, third.deployment_id)
-    # One cluster, one Serve proxy: the port stays across versions (the path does not).
-    assert third.port == second.port and third.url != second.url
+    if mode[0] == "ray":
+        # One cluster, one Serve proxy: the port stays across versions (the path does not).
+        assert third.port == second.port and third.url != second.url
+    else:  # the superseded versions' containers are gone, the live one runs
+        docker: Any = request.getfixturevalue("docker")
+        filters = [mode[1][1], f"{LABEL_PREFIX}model={model}"]
+        containers = docker.containers.list(all=True, filters={"label": filters})
+        assert [(c.labels.get(f"{LABEL_PREFIX}deployment"), c.status) for c in containers] == [
+            (third.deployment_id, "running")
+        ]
     assert third.url is not None
     answer = httpx.post(
         f"{third.url}/v1/models/{model}:predict",
