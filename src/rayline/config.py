@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     max_live_clusters: int = Field(default=8, ge=1, le=10_000)
     provision_timeout_seconds: float = Field(default=300, gt=0)
     reaper_interval_seconds: float = Field(default=5, gt=0)
+    # A serving cluster backing no deployment, endpoint or job this long is reaped.
+    # Long enough for the gap between a first deployment's cluster and its deploy job.
+    serving_idle_seconds: float = Field(default=300, ge=5, le=30 * 24 * 3600)
     unhealthy_grace_seconds: float = Field(default=30, ge=0)
     # Consecutive failed probes of a live cluster before it is UNHEALTHY (a loaded host
     # can miss one probe's timeout); processes found dead count at once.

@@ -3,7 +3,9 @@
 One background loop per manager. Each pass probes every READY or UNHEALTHY
 cluster, moves it between READY and UNHEALTHY, fails the ones whose processes
 died (and cleans them), and reaps clusters past their TTL or idle timeout, except
-a serving cluster that still backs a registered endpoint.
+a serving cluster that still backs a registered endpoint. A serving cluster
+that backs no active deployment, endpoint or job for ``serving_idle_seconds``
+is reaped too (`rayline.clusters.serving_homes`), so no retrain leaves one behind.
 
 With several replicas (coordination) only the leader runs it. A cluster
 records its ``owner``, the replica provisioning or terminating it: reconciliation
@@ -17,6 +19,7 @@ import logging
 import threading
 from datetime import datetime
 
+from rayline.clusters import serving_homes
 from rayline.clusters.backends.base import ClusterBackend
 from rayline.clusters.metrics import ManagerMetrics
 from rayline.clusters.provisioner import Provisioner
@@ -81,6 +84,7 @@ class LifecycleManager:
     def run_once(self) -> None:
         """One pass: health, expiry, then the per-state gauge."""
         backing = self._service.clusters_backing_services()
+        use = self._service.serving_use()
         now = utcnow()
         # Snapshot first: a cluster marked UNHEALTHY in this pass waits for the next.
         watched = [
@@ -93,6 +97,8 @@ class LifecycleManager:
             # A pooled cluster waits for its request: no TTL or idle timeout runs yet.
             if state is not None and state != ClusterState.POOLED:
                 self._check_expiry(cluster, state, backing, now)
+                if state == ClusterState.READY and cluster.id not in backing:
+                    self._check_serving_use(cluster, use, now)
         watched_ids = {cluster.id for cluster in watched}
         for cluster_id in self._missed_probes.keys() - watched_ids:
             del self._missed_probes[cluster_id]  # ended or taken elsewhere
@@ -174,6 +180,22 @@ class LifecycleManager:
                 f"timeout {cluster.idle_timeout_seconds}s)",
                 "idle",
             )
+
+    def _check_serving_use(
+        self, cluster: Cluster, use: serving_homes.ServingUse, now: datetime
+    ) -> None:
+        """Reap a READY serving cluster that has backed nothing for too long."""
+        limit = self._settings.serving_idle_seconds
+        if serving_homes.serving_idle_reason(cluster, use, now=now, limit_seconds=limit) is None:
+            return  # the records keep it: no call to the cluster needed
+        activity = self._backend.activity(self._backend.load_handle(cluster.backend_handle))
+        reason = serving_homes.serving_idle_reason(
+            cluster, use, now=now, limit_seconds=limit, activity=activity
+        )
+        if reason is None:  # a job runs there: its idle time starts again
+            self._service.update(cluster.id, last_active_at=now)
+            return
+        self._reap(cluster, reason, "serving_idle")
 
     def _reap(self, cluster: Cluster, reason: str, action: str) -> None:
         _, started = self._service.request_termination(cluster.id, reason)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from rayline.clusters import endpoint_store, pool_store
+from rayline.clusters import endpoint_store, pool_store, serving_homes
 from rayline.clusters.errors import (
     ClusterNotFoundError,
     QuotaExceededError,
@@ -83,12 +83,14 @@ class ClusterService:
     def create(self, spec: ClusterCreate, *, backend: str) -> tuple[Cluster, bool]:
         """Adopt a fresh pooled cluster of the spec's shape, or record a new one in PENDING.
 
-        A known request_id returns its cluster. A full quota evicts a warm pooled
-        cluster before refusing: a waiting request beats a warm spare.
+        A known request_id returns its cluster, and a serving request labelled
+        with its model (`serving_homes.MODEL_LABEL`) that model's live serving
+        cluster. A full quota evicts a warm pooled cluster before refusing: a
+        waiting request beats a warm spare.
 
         Returns:
             The cluster (adopted: READY or PROVISIONING; new: PENDING, to provision)
-            and whether this call created or adopted it.
+            and whether this call created or adopted it (False for an existing one).
 
         Raises:
             QuotaExceededError: the live-cluster quota is reached.
@@ -116,6 +118,10 @@ class ClusterService:
             existing = session.scalar(select(Cluster).where(Cluster.request_id == spec.request_id))
             if existing is not None:
                 return existing, False
+        home = serving_homes.find_home(session, spec)
+        if home is not None:
+            log.info("request %r: model's serving cluster %s (%s)", spec.name, home.id, home.state)
+            return home, False
         if shape is not None:
             adopted = pool_store.adopt(session, shape, spec, owner=self.coordinator.identifier)
             if adopted is not None:
@@ -350,6 +356,11 @@ class ClusterService:
         """Ids of clusters that back a registered, not-unhealthy endpoint."""
         with self.reading() as session:
             return endpoint_store.backing_cluster_ids(session)
+
+    def serving_use(self) -> serving_homes.ServingUse:
+        """What serving clusters back (deployments, endpoints), for the serving reaper."""
+        with self.reading() as session:
+            return serving_homes.serving_use(session)
 
 
 def _read_only_factory(sessions: sessionmaker[Session]) -> sessionmaker[Session]:

@@ -24,6 +24,7 @@ __all__ = [
     "TaskKey",
     "cluster_name",
     "cluster_request_id",
+    "made_in_run",
     "run_labels",
     "submission_id",
 ]
@@ -135,6 +136,15 @@ def run_labels(key: TaskKey) -> dict[str, str]:
         LABEL_RUN: key.run_hash(),
         LABEL_TASK: key.task_id[:_LABEL_VALUE_MAX],
     }
+
+
+def made_in_run(labels: Mapping[str, str], key: TaskKey) -> bool:
+    """Whether a cluster with these labels was requested in ``key``'s DAG run.
+
+    A model's serving cluster is reused by later runs: only the run that made
+    it may delete it on failure, the others leave it to its live deployment.
+    """
+    return labels.get(LABEL_RUN) == key.run_hash()
 
 
 def _slug(value: str, limit: int) -> str:

@@ -33,6 +33,7 @@ from rayline.listeners import check_serving_listener
 from rayline.metadata import Deployment, DeploymentMode, DeploymentStatus
 from rayline.serving import records
 from rayline.serving.deploy_lock import DeployLocks
+from rayline.serving.deployer_release import release_unused_clusters
 from rayline.serving.errors import DeploymentFailedError, ServingError
 from rayline.serving.health import wait_until_healthy, withdraw_endpoints
 from rayline.serving.model import ServedModel
@@ -273,6 +274,9 @@ class Deployer:
         time.sleep(self.settings.serving_switch_grace_seconds)
         for old in others:
             self._stop(old, DeploymentStatus.STOPPED, f"replaced by {live.id}")
+        release_unused_clusters(
+            self.engine, self.manager, others, keep=live.cluster_id, progress=self.progress
+        )
 
     def _withdraw(self, row: Deployment) -> None:
         """Deregister every endpoint of this deployment from service discovery."""

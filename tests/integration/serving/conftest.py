@@ -176,6 +176,8 @@ def serving_env(
         "RAYLINE_API_PORT": str(port),
         "RAYLINE_PROVISION_TIMEOUT_SECONDS": "240",
         "RAYLINE_LOCAL_PORT_RANGE_START": PORT_RANGE_START,
+        # The module's one serving cluster may back nothing between two tests.
+        "RAYLINE_SERVING_IDLE_SECONDS": "3600",
     }
     manager = ManagerProcess(env=env, port=port, log=Path(home, "manager.log"), token=token)
     manager.start()

@@ -82,3 +82,12 @@ def test_from_context_reads_the_task_instance() -> None:
         3,
         -1,
     )
+
+
+def test_made_in_run_tells_this_runs_clusters_from_another_runs() -> None:
+    key = ids.TaskKey(dag_id="d", run_id="r1", task_id="create", try_number=2)
+    other_task = ids.TaskKey(dag_id="d", run_id="r1", task_id="request", try_number=1)
+    other_run = ids.TaskKey(dag_id="d", run_id="r2", task_id="create", try_number=1)
+    assert ids.made_in_run(ids.run_labels(other_task), key)
+    assert not ids.made_in_run(ids.run_labels(other_run), key)
+    assert not ids.made_in_run({}, key)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from rayline.clusters.errors import NotFoundError
+from rayline.clusters.errors import ClusterNotFoundError, NotFoundError
 from rayline.clusters.schemas import ServiceCreate, ServicePublic, ServicesPublic
 from rayline.metadata import Deployment, DeploymentMode
 from rayline.serving.errors import DeploymentFailedError
@@ -91,6 +91,7 @@ class FakeManager:
     services: dict[int, ServicePublic] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
     next_id: int = 1
+    missing_clusters: set[str] = field(default_factory=set)
 
     def register_service(self, spec: ServiceCreate) -> ServicePublic:
         for sid, existing in list(self.services.items()):
@@ -126,3 +127,8 @@ class FakeManager:
         if service is None:
             raise NotFoundError(f"service {service_id} not found")
         self.events.append(f"deregister {service.deployment_id}")
+
+    def delete_cluster(self, cluster_id: str) -> None:
+        if cluster_id in self.missing_clusters:
+            raise ClusterNotFoundError(cluster_id)
+        self.events.append(f"delete cluster {cluster_id}")

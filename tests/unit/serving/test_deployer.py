@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from rayline.config import Settings
 from rayline.metadata import (
@@ -18,6 +19,8 @@ from rayline.metadata import (
     ModelRegistry,
     ModelVersionNotFoundError,
 )
+from rayline.metadata.enums import ClusterPurpose, ClusterState
+from rayline.metadata.models import Cluster
 from rayline.serving import records
 from rayline.serving.deployer import Deployer
 from rayline.serving.errors import DeploymentFailedError, DeploymentNotFoundError
@@ -90,6 +93,63 @@ def test_new_version_switches_then_old_one_stops(
     # Register the new endpoint, withdraw the old one, only then stop the old server.
     assert events[-3:] == [f"register {second.id}", f"deregister {first.id}", f"stop {first.id}"]
     assert [s.deployment_id for s in manager.list_services("iris").data] == [second.id]
+
+
+def serving_clusters(engine: Engine, *ids: str) -> None:
+    with Session(engine) as session, session.begin():
+        for cluster_id in ids:
+            session.add(
+                Cluster(
+                    id=cluster_id, name=cluster_id, purpose=ClusterPurpose.SERVING,
+                    state=ClusterState.READY, backend="fake",
+                )
+            )  # fmt: skip
+
+
+def test_the_old_cluster_is_released_once_its_last_deployment_is_replaced(
+    deployer: Deployer, store: ArtifactStore, engine: Engine, events: list[str], tmp_path: Path
+) -> None:
+    serving_clusters(engine, "old", "home")
+    for variant in range(3):
+        publish_iris(store, engine, tmp_path, name="iris", variant=variant)
+    first = deployer.deploy("iris:1", cluster_id="old")
+    deployer.deploy("iris:2", cluster_id="home")
+    assert records.get_deployment(engine, first.id).status == DeploymentStatus.STOPPED
+    assert events[-1] == "delete cluster old"  # after the old version stopped
+
+    deployer.deploy("iris:3", cluster_id="home")  # replaced on its own cluster: kept
+    assert [e for e in events if e.startswith("delete cluster")] == ["delete cluster old"]
+
+
+def test_a_cluster_another_model_still_uses_is_kept(
+    deployer: Deployer, store: ArtifactStore, engine: Engine, events: list[str], tmp_path: Path
+) -> None:
+    serving_clusters(engine, "shared", "home")
+    publish_iris(store, engine, tmp_path, name="iris")
+    publish_iris(store, engine, tmp_path, name="iris", variant=1)
+    publish_iris(store, engine, tmp_path, name="wine")
+    deployer.deploy("iris:1", cluster_id="shared")
+    deployer.deploy("wine:1", cluster_id="shared")
+    deployer.deploy("iris:2", cluster_id="home")
+    assert not [e for e in events if e.startswith("delete cluster")]
+
+
+def test_a_release_the_manager_refuses_does_not_fail_the_deploy(
+    deployer: Deployer,
+    store: ArtifactStore,
+    engine: Engine,
+    manager: FakeManager,
+    tmp_path: Path,
+) -> None:
+    serving_clusters(engine, "old", "home")
+    publish_iris(store, engine, tmp_path, name="iris")
+    publish_iris(store, engine, tmp_path, name="iris", variant=1)
+    deployer.deploy("iris:1", cluster_id="old")
+    manager.missing_clusters.add("old")
+    lines: list[str] = []
+    deployer.progress = lines.append
+    assert deployer.deploy("iris:2", cluster_id="home").status == DeploymentStatus.LIVE
+    assert any("not released" in line and "the manager reaps it" in line for line in lines)
 
 
 def test_a_failing_start_leaves_the_old_version_serving(

@@ -22,9 +22,18 @@ train -> create_serving_cluster (setup) -> deploy -> verify_endpoint
 - A spec or dataset that fails the checks needing no cluster (a wrong target, say)
   fails ``check_training_input``, before any cluster is requested.
 - The training cluster is deleted by its teardown whether training succeeded or not.
+- A serving cluster is its model's home: the requests carry the model's name,
+  and the Cluster Manager answers them with the model's live serving cluster
+  when it has one, so a retrain deploys the new version on the cluster (and
+  Serve port) of the one it replaces; only a model's first deployment starts
+  (or takes from the warm pool) a serving cluster.
 - The serving cluster stays up when the endpoint answered (the model stays served
   until `rayline down`); when the deploy or the check failed, its teardown deletes
-  it, so a failed run leaves no cluster behind.
+  it if this run made it, so a failed run leaves no cluster behind and a failed
+  retrain leaves the model's cluster serving the version before. A serving
+  cluster whose deployments were replaced elsewhere is released by the deploy,
+  and one that backs no deployment for ``RAYLINE_SERVING_IDLE_SECONDS`` is
+  reaped by the Cluster Manager.
 - A training retry whose cluster died (its head was killed, say) gets a
   replacement cluster with the same spec; the same teardown deletes it.
 - Every task try is recorded in the metadata store (`rayline.orchestration.recording`);
@@ -166,12 +175,14 @@ with DAG(
     request_serving = CreateRayClusterOperator(
         task_id="request_serving_cluster",
         spec="{{ params.serving_cluster }}",
+        model="{{ params.training.name }}",
         wait_for_ready=False,
         **_RETRYING,
     )
     create_serving = CreateRayClusterOperator(
         task_id="create_serving_cluster",
         spec="{{ params.serving_cluster }}",
+        model="{{ params.training.name }}",
         adopt_from="request_serving_cluster",
         **_RETRYING,
     )

@@ -17,6 +17,7 @@ from rayline.clusters.errors import (
     WaitTimeoutError,
 )
 from rayline.clusters.schemas import ClusterCreate, ClusterPublic, ClusterState
+from rayline.clusters.serving_homes import MODEL_LABEL
 from rayline.orchestration import ids
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.operators.cluster_specs import (
@@ -53,6 +54,11 @@ class CreateRayClusterOperator(BaseOperator):
         to the shape it needs (`rayline.training.resources.training_cluster_shape`);
         ``spec`` may still set them. (templated)
     :param name: the cluster name; derived from the task when None. (templated)
+    :param model: the model a serving cluster is for: the request carries the
+        ``rayline.model`` label, and the Cluster Manager answers it with that
+        model's live serving cluster when it has one, so every version of a
+        model is served on one cluster. Clusters of other runs are never
+        deleted by this task. (templated)
     :param rayline_conn_id: the Rayline connection of the Cluster Manager.
     :param wait_for_ready: wait until the cluster is READY before succeeding.
     :param ready_timeout: seconds to wait for READY.
@@ -64,7 +70,7 @@ class CreateRayClusterOperator(BaseOperator):
         cluster can start while other work runs. Retries request their own.
     """
 
-    template_fields: Sequence[str] = ("spec", "training_spec", "name")
+    template_fields: Sequence[str] = ("spec", "training_spec", "name", "model")
     template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json", "training_spec": "json"}
     ui_color = "#cfe8fc"
 
@@ -74,6 +80,7 @@ class CreateRayClusterOperator(BaseOperator):
         spec: Mapping[str, Any] | str,
         training_spec: Mapping[str, Any] | str | None = None,
         name: str | None = None,
+        model: str | None = None,
         rayline_conn_id: str = ClusterManagerHook.default_conn_name,
         wait_for_ready: bool = True,
         ready_timeout: float = 600,
@@ -86,6 +93,7 @@ class CreateRayClusterOperator(BaseOperator):
         self.spec = spec
         self.training_spec = training_spec
         self.name = name
+        self.model = model
         self.rayline_conn_id = rayline_conn_id
         self.wait_for_ready = wait_for_ready
         self.ready_timeout = ready_timeout
@@ -103,7 +111,8 @@ class CreateRayClusterOperator(BaseOperator):
         fields = self.spec
         if self.training_spec is not None:
             fields = with_training_shape(fields, self.training_spec)
-        return build_cluster_spec(fields, key=key, name=self.name)
+        labels = {MODEL_LABEL: self.model} if self.model else None
+        return build_cluster_spec(fields, key=key, name=self.name, labels=labels)
 
     def execute(self, context: Context) -> dict[str, Any]:
         key = ids.TaskKey.from_context(context)
@@ -121,6 +130,10 @@ class CreateRayClusterOperator(BaseOperator):
                 cluster.state.value,
             )
         context["ti"].xcom_push(key="cluster_id", value=cluster.id)
+        if not ids.made_in_run(cluster.labels, key):
+            self.log.info(
+                "Cluster %s is model %s's serving cluster: reusing it", cluster.id, self.model
+            )
         if not self.wait_for_ready or cluster.state == ClusterState.READY:
             return cluster_summary(cluster, spec)
         if self.deferrable:
@@ -133,12 +146,12 @@ class CreateRayClusterOperator(BaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        return cluster_summary(self._wait_until_ready(cluster.id), spec)
+        return cluster_summary(self._wait_until_ready(cluster.id, key), spec)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired; fail (deleting the cluster) unless it is READY."""
         if event["status"] != "success" or event.get("cluster") is None:
-            self._delete_after_failure(event["cluster_id"])
+            self._delete_after_failure(event["cluster_id"], ids.TaskKey.from_context(context))
             raise AirflowException(
                 f"cluster {event['cluster_id']} did not become READY: {event['message']}"
             )
@@ -148,7 +161,7 @@ class CreateRayClusterOperator(BaseOperator):
         spec = self.build_request(ids.TaskKey.from_context(context))
         return cluster_summary(cluster, spec)
 
-    def _wait_until_ready(self, cluster_id: str) -> ClusterPublic:
+    def _wait_until_ready(self, cluster_id: str, key: ids.TaskKey) -> ClusterPublic:
         seen: list[ClusterState] = []
 
         def report(cluster: ClusterPublic) -> None:
@@ -161,7 +174,7 @@ class CreateRayClusterOperator(BaseOperator):
                 cluster_id, timeout=self.ready_timeout, on_poll=report
             )
         except (ClusterFailedError, WaitTimeoutError) as exc:
-            self._delete_after_failure(cluster_id)
+            self._delete_after_failure(cluster_id, key)
             raise AirflowException(f"cluster {cluster_id} did not become READY: {exc}") from exc
         self.log.info("Cluster %s is READY; job API at %s", cluster.id, cluster.job_api_url)
         return cluster
@@ -203,7 +216,7 @@ class CreateRayClusterOperator(BaseOperator):
         if key.try_number <= 1:
             return
         early = self._early_cluster_id(context)
-        if early is not None:  # the first try's, taken over from `adopt_from`
+        if early is not None and self._made_in_run(early, key):  # taken over from `adopt_from`
             self.log.info("Deleting cluster %s, which an earlier try took over", early)
             self.hook.delete_cluster(early)
         earlier = {ids.cluster_request_id(key.with_try(n)) for n in range(1, key.try_number)}
@@ -212,9 +225,22 @@ class CreateRayClusterOperator(BaseOperator):
                 self.log.info("Deleting cluster %s left by an earlier try", cluster.id)
                 self.hook.delete_cluster(cluster.id)
 
-    def _delete_after_failure(self, cluster_id: str) -> None:
+    def _made_in_run(self, cluster_id: str, key: ids.TaskKey) -> bool:
+        """Whether this DAG run requested the cluster (not another run's model cluster)."""
+        try:
+            cluster = self.hook.get_cluster(cluster_id)
+        except ClusterNotFoundError:
+            return False
+        if ids.made_in_run(cluster.labels, key):
+            return True
+        self.log.info("Leaving cluster %s alone: another run made it for its model", cluster_id)
+        return False
+
+    def _delete_after_failure(self, cluster_id: str, key: ids.TaskKey) -> None:
         self.log.info("Deleting cluster %s, which did not become READY", cluster_id)
         try:
+            if not self._made_in_run(cluster_id, key):
+                return
             self.hook.delete_cluster(cluster_id)
         except ClusterManagerError as exc:
             # The original failure matters more; the cluster's TTL or the teardown

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import ParamValidationError
 
 from rayline.clusters.pools import match, parse_pool_setting
 from rayline.clusters.schemas import ClusterCreate
+from rayline.clusters.serving_homes import MODEL_LABEL
 from rayline.jobs.requests import TrainRequest
 from rayline.orchestration import ids, recording
 from rayline.orchestration.dags import rayline_train_and_serve as module
@@ -250,6 +251,20 @@ def test_the_training_cluster_fits_the_workers_of_the_training_param() -> None:
 def test_the_default_training_cluster_is_the_warm_pools_shape() -> None:
     request = _training_cluster_request(DEFAULT_TRAINING)
     assert match(request, parse_pool_setting("training:1")) is not None
+
+
+@pytest.mark.parametrize("task_id", ["request_serving_cluster", "create_serving_cluster"])
+def test_serving_requests_name_the_model_and_still_fit_the_serving_pool(task_id: str) -> None:
+    create = _task(task_id)
+    assert isinstance(create, CreateRayClusterOperator)
+    training = {**DEFAULT_TRAINING, "name": "iris-prod"}
+    context = {"params": {"training": training, "serving_cluster": _validated()["serving_cluster"]}}
+    rendered = copy.copy(create)
+    rendered.spec = _render(create.spec, context)  # type: ignore[arg-type]
+    rendered.model = _render(create.model, context)  # type: ignore[arg-type]
+    request = rendered.build_request(ids.TaskKey.from_context(context_for(FakeTI(task_id))))
+    assert request.labels[MODEL_LABEL] == "iris-prod"  # the manager answers with its cluster
+    assert match(request, parse_pool_setting("serving:1")) is not None  # a first one: pooled
 
 
 def test_a_wrong_target_fails_the_check_before_any_cluster(

@@ -6,6 +6,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from rayline.clusters.schemas import ClusterCreate, ClusterState
+from rayline.clusters.serving_homes import MODEL_LABEL
 from rayline.orchestration import ids
 from rayline.orchestration.operators.clusters import (
     CreateRayClusterOperator,
@@ -39,7 +40,7 @@ def _key(task_id: str = "create_cluster", try_number: int = 1) -> ids.TaskKey:
 
 
 def test_template_fields_are_declared() -> None:
-    assert CreateRayClusterOperator.template_fields == ("spec", "training_spec", "name")
+    assert CreateRayClusterOperator.template_fields == ("spec", "training_spec", "name", "model")
     assert DeleteRayClusterOperator.template_fields == ("cluster_id",)
 
 
@@ -135,9 +136,13 @@ def test_execute_complete_returns_the_ready_cluster() -> None:
     assert result["cluster_id"] == "rc-7" and result["spec"]["purpose"] == "training"
 
 
-def test_execute_complete_error_deletes_the_cluster_and_raises() -> None:
+@pytest.mark.parametrize("this_run", [True, False])
+def test_execute_complete_error_deletes_the_cluster_this_run_made_and_raises(
+    this_run: bool,
+) -> None:
     fake = FakeClusterManagerHook()
-    fake.add(make_cluster("rc-7", state=ClusterState.PROVISIONING))
+    labels = ids.run_labels(_key()) if this_run else {ids.LABEL_RUN: "another-run"}
+    fake.add(make_cluster("rc-7", state=ClusterState.PROVISIONING, labels=labels))
     event = {
         "status": "error",
         "message": "GCS never healthy",
@@ -147,7 +152,8 @@ def test_execute_complete_error_deletes_the_cluster_and_raises() -> None:
 
     with pytest.raises(AirflowException, match="GCS never healthy"):
         _create(fake).execute_complete(context_for(FakeTI("create_cluster")), event)
-    assert fake.deleted == ["rc-7"]
+    # Another run's cluster is a model's serving cluster: its deployment lives on.
+    assert fake.deleted == (["rc-7"] if this_run else [])
 
 
 def _nodes(request: ClusterCreate) -> list[dict[str, float]]:
@@ -227,13 +233,34 @@ def test_adopt_from_requests_a_cluster_when_the_early_one_is_unknown() -> None:
 
 def test_a_retry_of_an_adopting_task_deletes_the_early_cluster_and_requests_its_own() -> None:
     fake = FakeClusterManagerHook()
-    fake.add(make_cluster("rc-early"))
+    fake.add(make_cluster("rc-early", labels=ids.run_labels(_key("request_cluster"))))
 
     result = _adopting(fake).execute(context_for(_ti_with_early("rc-early", try_number=2)))
 
     assert "rc-early" in fake.deleted
     assert result["cluster_id"] != "rc-early"
     assert fake.specs[-1].request_id.endswith("-t2")
+
+
+def test_a_retry_of_an_adopting_task_leaves_a_model_cluster_another_run_made() -> None:
+    fake = FakeClusterManagerHook()
+    other_run = ids.TaskKey(
+        dag_id=DAG_ID, run_id="earlier", task_id="request_cluster", try_number=1
+    )
+    fake.add(make_cluster("rc-home", purpose="serving", labels=ids.run_labels(other_run)))
+
+    result = _adopting(fake).execute(context_for(_ti_with_early("rc-home", try_number=2)))
+
+    assert fake.deleted == [] and result["cluster_id"] != "rc-home"
+
+
+def test_a_model_labels_the_request_so_the_manager_can_answer_with_its_cluster() -> None:
+    fake = FakeClusterManagerHook()
+    _create(fake, spec={"purpose": "serving"}, model="iris").execute(
+        context_for(FakeTI("create_cluster"))
+    )
+    (spec,) = fake.specs
+    assert spec.labels == {**ids.run_labels(_key()), MODEL_LABEL: "iris"}
 
 
 # ------------------------------------------------------------------ delete
