@@ -32,6 +32,7 @@ from rayline.clusters._pages import collect
 from rayline.clusters._transport import Transport, json_body, parse, parse_with, segment
 from rayline.clusters.errors import (  # re-exported: callers catch them from the client
     AuthenticationError,
+    CapacityExceededError,
     ClusterFailedError,
     ClusterManagerError,
     ClusterManagerUnavailableError,
@@ -53,6 +54,7 @@ from rayline.clusters.schemas import (
 
 __all__ = [
     "AuthenticationError",
+    "CapacityExceededError",
     "ClusterFailedError",
     "ClusterManagerClient",
     "ClusterManagerError",
