@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Connections and requests served at once; beyond, uvicorn answers 503 at once.
     api_limit_concurrency: int = Field(default=128, ge=1, le=10_000)
+    # Long-polls (POST /v1/clusters/{id}/wait) one client may hold at once; beyond: 429.
+    api_max_waits_per_client: int = Field(default=32, ge=1, le=10_000)
     cluster_manager_url: str = ""
     cluster_backend: str = "local"
     max_live_clusters: int = Field(default=8, ge=1, le=10_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rayline.clusters._pages import collect
 from rayline.clusters._transport import Transport, parse, segment
 from rayline.clusters.schemas import ServiceCreate, ServicePublic, ServicesPublic
 
@@ -32,7 +33,7 @@ class ServiceMethods:
         return parse(response, ServicePublic)
 
     def list_services(self, model: str | None = None) -> ServicesPublic:
-        """Return registered endpoints, optionally of one model only.
+        """Return registered endpoints, optionally of one model only, page after page.
 
         Args:
             model: a model name.
@@ -41,10 +42,18 @@ class ServiceMethods:
             The endpoints and their count.
         """
         params = [("model", model)] if model is not None else []
-        response = self._transport.request(
-            "GET", "/v1/services", what="service filter", params=params
-        )
-        return parse(response, ServicesPublic)
+
+        def page(size: int, offset: int) -> list[ServicePublic]:
+            response = self._transport.request(
+                "GET",
+                "/v1/services",
+                what="service filter",
+                params=[*params, ("limit", str(size)), ("offset", str(offset))],
+            )
+            return parse(response, ServicesPublic).data
+
+        rows = collect(page, key=lambda s: s.id)
+        return ServicesPublic(data=rows, count=len(rows))
 
     def live_endpoints(self, model: str) -> ServicesPublic:
         """Return the live endpoints serving ``model``.

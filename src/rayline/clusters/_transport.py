@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from rayline.clusters.errors import (
     AuthenticationError,
+    CapacityExceededError,
     ClusterManagerError,
     ClusterManagerUnavailableError,
     ClusterNotFoundError,
@@ -193,6 +194,8 @@ class Transport:
             if isinstance(entries, list):
                 raise ValidationError(what, [e for e in entries if isinstance(e, dict)])
             raise ValidationError(what, detail)
+        if status == 409 and what == "cluster spec":
+            raise CapacityExceededError(detail)
         if status == 429:
             raise QuotaExceededError(detail=detail)
         if status >= 500:

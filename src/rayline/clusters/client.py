@@ -28,9 +28,11 @@ from pydantic import SecretStr, TypeAdapter
 
 from rayline.clusters._client_services import ServiceMethods
 from rayline.clusters._client_waits import WaitMethods
+from rayline.clusters._pages import collect
 from rayline.clusters._transport import Transport, json_body, parse, parse_with, segment
 from rayline.clusters.errors import (  # re-exported: callers catch them from the client
     AuthenticationError,
+    CapacityExceededError,
     ClusterFailedError,
     ClusterManagerError,
     ClusterManagerUnavailableError,
@@ -53,6 +55,7 @@ from rayline.clusters.schemas import (
 
 __all__ = [
     "AuthenticationError",
+    "CapacityExceededError",
     "ClusterFailedError",
     "ClusterManagerClient",
     "ClusterManagerError",
@@ -175,6 +178,8 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
         Raises:
             ValidationError: the server refused the spec (the fields are named).
             QuotaExceededError: too many clusters are live.
+            CapacityExceededError: the live clusters leave too little of the
+                backend's CPUs, memory or GPUs for this one.
             AuthenticationError: the token is missing or wrong.
             ClusterManagerUnavailableError: the manager did not answer.
 
@@ -243,7 +248,7 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
             purpose: only ``training`` or ``serving`` clusters.
             state: only clusters in this state.
             labels: only clusters carrying every one of these labels.
-            limit: at most this many (the server's default when None).
+            limit: at most this many; None: every match (page after page).
 
         Returns:
             The matching clusters and their count.
@@ -257,12 +262,18 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
         if state is not None:
             params.append(("state", str(state)))
         params += [("label", f"{k}={v}") for k, v in (labels or {}).items()]
-        if limit is not None:
-            params.append(("limit", str(limit)))
-        response = self._transport.request(
-            "GET", "/v1/clusters", what="cluster filter", params=params
-        )
-        return parse(response, ClustersPublic)
+
+        def page(size: int, offset: int) -> list[ClusterPublic]:
+            response = self._transport.request(
+                "GET",
+                "/v1/clusters",
+                what="cluster filter",
+                params=[*params, ("limit", str(size)), ("offset", str(offset))],
+            )
+            return parse(response, ClustersPublic).data
+
+        rows = collect(page, key=lambda c: c.id, limit=limit)
+        return ClustersPublic(data=rows, count=len(rows))
 
     def cluster_events(self, cluster_id: str) -> list[ClusterEventPublic]:
         """Return the cluster's state transitions, oldest first.
@@ -276,13 +287,18 @@ class ClusterManagerClient(WaitMethods, ServiceMethods):
         Raises:
             ClusterNotFoundError: no cluster has this id.
         """
-        response = self._transport.request(
-            "GET",
-            f"/v1/clusters/{segment(cluster_id)}/events",
-            what="cluster",
-            cluster_id=cluster_id,
-        )
-        return parse_with(response, _EVENTS, "list of cluster events")
+
+        def page(size: int, offset: int) -> list[ClusterEventPublic]:
+            response = self._transport.request(
+                "GET",
+                f"/v1/clusters/{segment(cluster_id)}/events",
+                what="cluster",
+                cluster_id=cluster_id,
+                params=[("limit", str(size)), ("offset", str(offset))],
+            )
+            return parse_with(response, _EVENTS, "list of cluster events")
+
+        return collect(page)  # only appended to, oldest first: pages never shift
 
     def delete_cluster(self, cluster_id: str) -> ClusterPublic:
         """Start tearing a cluster down; deleting an ending cluster is a no-op.

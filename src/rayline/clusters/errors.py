@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "CapacityExceededError",
     "ClusterFailedError",
     "ClusterManagerError",
     "ClusterManagerUnavailableError",
@@ -52,9 +53,18 @@ class QuotaExceededError(ClusterManagerError):
         else:
             # Client side: the server's detail, which normally carries the counts and hint.
             message = f"the Cluster Manager refused a new cluster: {detail or 'quota reached'}"
-            if "RAYLINE_MAX_LIVE_CLUSTERS" not in message:
+            if "RAYLINE_" not in message:  # the server named the setting already
                 message += f"; {hint}"
         super().__init__(message)
+
+
+class CapacityExceededError(ClusterManagerError):
+    """The live clusters and this request together ask for more than the backend has (409)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        hint = "delete clusters you no longer need, or ask for fewer resources"
+        super().__init__(problem if hint in problem else f"{problem}; {hint}")
 
 
 class UnknownModelVersionError(NotFoundError):

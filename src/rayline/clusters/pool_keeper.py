@@ -125,7 +125,7 @@ class PoolKeeper:
         Returns:
             The id of the cluster started, or None when nothing was due: every
             pool full, a request's cluster still starting, an adoption too
-            recent, or the live-cluster quota full.
+            recent, the live-cluster quota full, or too few resources left.
         """
         if time.monotonic() - self._last_adoption < self._delay:
             return None
@@ -143,6 +143,8 @@ class PoolKeeper:
                 return None  # stopped (and maybe drained) meanwhile
             if self._service.count_live(session) >= self._quota:
                 return None  # (a request that finds the quota full evicts a warm spare)
+            if self._service.capacity_shortfall(session, short.request()) is not None:
+                return None  # a spare never takes resources that live clusters hold
             cluster = pool_store.new_pooled(
                 session, short, backend=self._backend_name, owner=identifier
             )

@@ -56,6 +56,7 @@ class ManagerRuntime:
         service = ClusterService(sessions=sessions, settings=settings)
         watch_prometheus_targets(service, settings)
         backend = get_backend(settings.cluster_backend, settings)
+        service.capacity = backend.capacity
         metrics = ManagerMetrics()
         metrics.registry.register(WorkflowCollector(sessions))
         provisioner = Provisioner(

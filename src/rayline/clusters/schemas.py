@@ -16,6 +16,7 @@ from rayline.metadata.enums import ClusterPurpose as Purpose
 from rayline.metadata.enums import ClusterState
 
 __all__ = [
+    "MIN_NODE_CPUS",
     "ClusterCreate",
     "ClusterCredentials",
     "ClusterEventPublic",
@@ -39,6 +40,7 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,127}$"
 MAX_TTL_SECONDS = 30 * 24 * 3600
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+MIN_NODE_CPUS = 0.1
 
 
 class _Strict(BaseModel):
@@ -48,7 +50,13 @@ class _Strict(BaseModel):
 class ResourceSpec(_Strict):
     """Resources of one Ray node."""
 
-    cpus: float = Field(default=1, ge=0, le=1024, description="Logical CPUs (num-cpus).")
+    # Every node holds some CPU, so the capacity check bounds how many nodes fit.
+    cpus: float = Field(
+        default=1,
+        ge=MIN_NODE_CPUS,
+        le=1024,
+        description=f"Logical CPUs (num-cpus), at least {MIN_NODE_CPUS} per node.",
+    )
     memory_mb: int | None = Field(
         default=None, ge=64, le=16 * 1024 * 1024, description="Memory for Ray tasks, MiB."
     )

@@ -15,11 +15,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from rayline.clusters import endpoint_store, pool_store, serving_homes
+from rayline.clusters.backends.base import Capacity
+from rayline.clusters.capacity import demand_of, live_demand, shortfall
 from rayline.clusters.errors import (
+    CapacityExceededError,
     ClusterNotFoundError,
     QuotaExceededError,
 )
@@ -28,7 +31,7 @@ from rayline.clusters.schemas import ClusterCreate, ServiceCreate
 from rayline.config import Settings
 from rayline.coordination import Coordinator, LocalCoordinator
 from rayline.metadata.clusters import record_transition
-from rayline.metadata.db import read_only
+from rayline.metadata.db import read_only_sessions
 from rayline.metadata.enums import ClusterPurpose, ClusterState
 from rayline.metadata.errors import ClusterNotFoundError as StoredClusterMissing
 from rayline.metadata.errors import InvalidTransitionError
@@ -55,7 +58,7 @@ class ClusterService:
 
     def __init__(self, *, sessions: sessionmaker[Session], settings: Settings) -> None:
         self._sessions = sessions
-        self._read_sessions = _read_only_factory(sessions)
+        self._read_sessions = read_only_sessions(sessions)
         self._settings = settings
         self._create_lock = threading.Lock()
         # Cross-replica locks; ManagerRuntime sets the real one.
@@ -66,6 +69,9 @@ class ClusterService:
         # pooled clusters evicted (TERMINATING, to tear down) after it commits.
         self.pool_shapes: list[PoolShape] = parse_pool_setting(settings.pool)
         self.pool_listeners: list[Callable[[list[str]], None]] = []
+        # What the backend can give all live clusters together (ManagerRuntime sets it).
+        self.capacity: Callable[[], Capacity] | None = None
+        self._backend_name = settings.cluster_backend
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -85,8 +91,9 @@ class ClusterService:
 
         A known request_id returns its cluster, and a serving request labelled
         with its model (`serving_homes.MODEL_LABEL`) that model's live serving
-        cluster. A full quota evicts a warm pooled cluster before refusing: a
-        waiting request beats a warm spare.
+        cluster. A full quota, or too few resources left beside the live clusters,
+        evicts warm pooled clusters before refusing: a waiting request beats a
+        warm spare.
 
         Returns:
             The cluster (adopted: READY or PROVISIONING; new: PENDING, to provision)
@@ -94,6 +101,8 @@ class ClusterService:
 
         Raises:
             QuotaExceededError: the live-cluster quota is reached.
+            CapacityExceededError: the live clusters (warm spares evicted first)
+                leave too few CPUs, memory or GPUs for this one.
         """
         spec = self._with_shared_defaults(spec)
         shape = match(spec, self.pool_shapes)
@@ -137,6 +146,13 @@ class ClusterService:
             if victim is None:
                 raise QuotaExceededError(live=live, quota=quota)
             evicted.append(victim)
+        while (problem := self.capacity_shortfall(session, spec)) is not None:
+            victim = pool_store.evict_one(
+                session, f"evicted from its pool: request {spec.name!r} needs its resources"
+            )
+            if victim is None:
+                raise CapacityExceededError(problem)
+            evicted.append(victim)
         reason = cold_start_reason(shape, configured=bool(self.pool_shapes))
         cluster = Cluster(
             name=spec.name,
@@ -161,6 +177,18 @@ class ClusterService:
             )
         )
         return cluster, True
+
+    def capacity_shortfall(self, session: Session, spec: ClusterCreate) -> str | None:
+        """Why ``spec`` does not fit beside the live clusters now, or None."""
+        if self.capacity is None:
+            return None
+        return shortfall(
+            demand_of(spec),
+            live_demand(session, LIVE_STATES),
+            self.capacity(),
+            cpu_overcommit=self._settings.cpu_overcommit,
+            backend=self._backend_name,
+        )
 
     @contextmanager
     def creating(self) -> Iterator[Session]:
@@ -213,21 +241,24 @@ class ClusterService:
         state: ClusterState | None = None,
         labels: dict[str, str] | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[Cluster]:
-        """Return clusters, newest first, filtered by purpose, state and labels."""
+        """Return one page of clusters, newest first, filtered by purpose, state and labels."""
         query = select(Cluster).order_by(Cluster.created_at.desc(), Cluster.id)
         if purpose is not None:
             query = query.where(Cluster.purpose == purpose)
         if state is not None:
             query = query.where(Cluster.state == state)
+        if not labels:
+            query = query.limit(limit).offset(offset)
         with self.reading() as session:
-            rows = list(session.scalars(query.limit(limit if not labels else None)))
+            rows = list(session.scalars(query))
             session.expunge_all()
         if labels:
             # Label filters run in Python: JSON containment differs between SQLite
             # and Postgres, and the live set is small.
             rows = [r for r in rows if all(r.labels.get(k) == v for k, v in labels.items())]
-            rows = rows[:limit]
+            rows = rows[offset : offset + limit]
         return rows
 
     def events(self, cluster_id: str, *, limit: int = 1000, offset: int = 0) -> list[ClusterEvent]:
@@ -260,7 +291,7 @@ class ClusterService:
         return self.get(cluster_id), started
 
     def wait_for(self, cluster_id: str, state: ClusterState, timeout: float) -> Cluster:
-        """Poll until the cluster is in ``state``, has ended, or ``timeout`` passes."""
+        """Poll (holding this thread) until the cluster is in ``state``, ends, or time is up."""
         deadline = time.monotonic() + timeout
         while True:
             cluster = self.get(cluster_id)
@@ -362,10 +393,3 @@ class ClusterService:
         with self.reading() as session:
             return serving_homes.serving_use(session)
 
-
-def _read_only_factory(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """``sessions`` bound to the read-only variant of its engine (itself if unbound)."""
-    bind = sessions.kw.get("bind")
-    if not isinstance(bind, Engine):
-        return sessions
-    return sessionmaker(**{**sessions.kw, "bind": read_only(bind)})

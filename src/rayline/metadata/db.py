@@ -34,6 +34,7 @@ __all__ = [
     "open_session",
     "parse_database_url",
     "read_only",
+    "read_only_sessions",
     "session_scope",
     "sqlite_file_path",
 ]
@@ -42,6 +43,14 @@ DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 #: Execution option marking an engine (or connection) whose transactions only read.
 READ_ONLY_OPTION = "rayline_read_only"
+
+
+def read_only_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """``sessions`` bound to the `read_only` variant of its engine (itself if unbound)."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine):
+        return sessions
+    return sessionmaker(**{**sessions.kw, "bind": read_only(bind)})
 
 
 def read_only(engine: Engine) -> Engine:

@@ -30,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from ray import serve
 from ray.serve import Application
+from starlette.concurrency import run_in_threadpool
 
 from rayline.private_dirs import ensure_private_dir
 from rayline.serving import metrics
@@ -138,7 +139,7 @@ class ModelServer:
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002, batch_size_fn=_rows_in)
     async def _predict_rows(self, matrices: list[np.ndarray]) -> list[list[Any]]:
-        return self._run_model(matrices)
+        return await run_in_threadpool(self._run_model, matrices)
 
     def _run_model(self, matrices: list[np.ndarray]) -> list[list[Any]]:
         stacked = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
@@ -198,11 +199,19 @@ class ModelServer:
         try:
             self._check_target(name, version)
             body = await _read_body(request, self._spec.max_body_bytes)
-            matrix = to_matrix(parse_body(body), self._schema, max_rows=self._spec.max_rows)
+            # Parsing, predicting and encoding run in worker threads: a huge request
+            # must not stall the event loop that every other request of this replica needs.
+            matrix = await run_in_threadpool(self._matrix, body)
             if len(matrix) >= self._spec.max_batch_size:
-                predictions = self._run_model([matrix])[0]  # a batch on its own
+                predictions = (await run_in_threadpool(self._run_model, [matrix]))[0]
             else:
                 predictions = await self._predict_rows(matrix)
+            doc = {
+                "predictions": predictions,
+                "model": self._served.name,
+                "version": self._served.version,
+            }
+            answer = await run_in_threadpool(_answer, 200, doc)
         except InvalidRequestError as err:
             self._record(err.status, started)
             return _answer(err.status, {"detail": str(err)})
@@ -211,14 +220,10 @@ class ModelServer:
             log.exception("prediction failed on %s", self._served.name)
             raise
         self._record(200, started)
-        return _answer(
-            200,
-            {
-                "predictions": predictions,
-                "model": self._served.name,
-                "version": self._served.version,
-            },
-        )
+        return answer
+
+    def _matrix(self, body: bytes) -> np.ndarray:
+        return to_matrix(parse_body(body), self._schema, max_rows=self._spec.max_rows)
 
     def _describe(self, name: str, version: str | None) -> Response:
         try:

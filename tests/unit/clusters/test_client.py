@@ -222,10 +222,61 @@ def test_list_clusters_sends_filters_with_repeated_labels(make: Any) -> None:
     assert [c.id for c in result.data] == ["c-0a1b2c3d4e5f", "c-2"]
 
 
-def test_list_clusters_without_filters_sends_no_params(make: Any) -> None:
+def test_list_clusters_without_filters_sends_only_the_page(make: Any) -> None:
     handler = answer(200, {"data": [], "count": 0})
     assert make(handler).list_clusters().count == 0
-    assert handler.seen[0].url.query == b""
+    assert handler.seen[0].url.query == b"limit=1000&offset=0"
+
+
+def paged(rows: list[dict[str, Any]], *, wrap: bool = True) -> Handler:
+    """A server that serves ``rows`` in pages by the request's limit and offset."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
+        page = rows[offset : offset + limit]
+        return httpx.Response(200, json={"data": page, "count": len(page)} if wrap else page)
+
+    handle.seen = seen  # type: ignore[attr-defined]
+    return handle
+
+
+def test_list_clusters_follows_every_page(make: Any) -> None:
+    handler = paged([cluster(id=f"c-{i}") for i in range(2500)])
+
+    result = make(handler).list_clusters()
+
+    assert result.count == 2500 and result.data[-1].id == "c-2499"
+    assert [r.url.params["offset"] for r in handler.seen] == ["0", "1000", "2000"]
+
+
+def test_list_clusters_stops_at_its_limit(make: Any) -> None:
+    handler = paged([cluster(id=f"c-{i}") for i in range(2500)])
+
+    result = make(handler).list_clusters(limit=1200)
+
+    assert [c.id for c in result.data] == [f"c-{i}" for i in range(1200)]
+    assert [r.url.params["limit"] for r in handler.seen] == ["1000", "200"]
+
+
+def test_services_and_events_follow_pages(make: Any) -> None:
+    service = {
+        "model_name": "iris",
+        "model_version": 1,
+        "url": "http://127.0.0.1:9",
+        "cluster_id": None,
+        "deployment_id": None,
+        "health": "unknown",
+        "registered_at": "2025-01-01T00:00:00Z",
+    }
+    event = {"from_state": None, "to_state": "PENDING", "reason": None}
+    services = paged([{**service, "id": i + 1} for i in range(1001)])
+    events = paged([{**event, "created_at": "2025-01-01T00:00:00Z"}] * 1001, wrap=False)
+
+    assert make(services).list_services().count == 1001
+    assert len(make(events).cluster_events("c-1")) == 1001
+    assert len(services.seen) == len(events.seen) == 2
 
 
 def test_cluster_events_are_typed(make: Any) -> None:

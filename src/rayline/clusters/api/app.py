@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -12,7 +13,9 @@ from fastapi.responses import JSONResponse
 from rayline import __version__
 from rayline.clusters.api.limits import BodyLimit
 from rayline.clusters.api.routes import clusters, health, pools, services
+from rayline.clusters.api.waits import ChangeFeed, LongPolls, TooManyWaitsError
 from rayline.clusters.errors import (
+    CapacityExceededError,
     ClusterNotFoundError,
     EndpointMismatchError,
     QuotaExceededError,
@@ -33,6 +36,11 @@ def create_app(settings: Settings | None = None, *, run_lifecycle: bool = True) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = ManagerRuntime.start(settings, run_lifecycle=run_lifecycle)
         app.state.runtime = runtime
+        feed = ChangeFeed(asyncio.get_running_loop())
+        runtime.service.change_listeners.append(feed.notify)
+        app.state.long_polls = LongPolls(
+            runtime.service, feed, per_client=settings.api_max_waits_per_client
+        )
         try:
             yield
         finally:
@@ -82,7 +90,18 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownModelVersionError, handler(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(QuotaExceededError, handler(status.HTTP_429_TOO_MANY_REQUESTS))
     app.add_exception_handler(EndpointMismatchError, handler(status.HTTP_422_UNPROCESSABLE_CONTENT))
+    app.add_exception_handler(CapacityExceededError, handler(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(TooManyWaitsError, _too_many_waits)
     # A locked write while ZooKeeper is unreachable.
     app.add_exception_handler(
         CoordinationUnavailableError, handler(status.HTTP_503_SERVICE_UNAVAILABLE)
+    )
+
+
+def _too_many_waits(_: Request, exc: Exception) -> Response:
+    # A slot frees as soon as one of the client's waits answers: retry soon.
+    return JSONResponse(
+        {"detail": str(exc)},
+        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": "1"},
     )

@@ -7,10 +7,18 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from rayline.clusters.api.waits import LongPolls, client_key
 from rayline.clusters.auth import tokens_match
 from rayline.clusters.runtime import ManagerRuntime
 
-__all__ = ["Authorized", "CallerIsAuthorized", "RuntimeDep", "require_token"]
+__all__ = [
+    "Authorized",
+    "CallerIsAuthorized",
+    "LongPollsDep",
+    "RuntimeDep",
+    "WaiterDep",
+    "require_token",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="RAYLINE_API_TOKEN")
 
@@ -22,6 +30,22 @@ def get_runtime(request: Request) -> ManagerRuntime:
 
 
 RuntimeDep = Annotated[ManagerRuntime, Depends(get_runtime)]
+
+
+def get_long_polls(request: Request) -> LongPolls:
+    """The manager's long-polls, made at start-up."""
+    polls: LongPolls = request.app.state.long_polls
+    return polls
+
+
+def get_waiter(request: Request) -> str:
+    """Who asks, for the per-client cap on long-polls."""
+    host = request.client.host if request.client is not None else None
+    return client_key(host, request.headers.get("authorization"))
+
+
+LongPollsDep = Annotated[LongPolls, Depends(get_long_polls)]
+WaiterDep = Annotated[str, Depends(get_waiter)]
 
 
 def require_token(

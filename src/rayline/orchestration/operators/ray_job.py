@@ -12,10 +12,7 @@ from pydantic import BaseModel
 
 from rayline.jobs.output import AnyResult, failure_message, read_output
 from rayline.orchestration import ids
-from rayline.orchestration.exceptions import (
-    RayJobFailedError,
-    RayJobRefusedError,
-)
+from rayline.orchestration.exceptions import RayJobFailedError, RayJobRefusedError
 from rayline.orchestration.hooks.cluster_manager import ClusterManagerHook
 from rayline.orchestration.hooks.ray_jobs import RayJobHook, RayJobState
 from rayline.orchestration.operators.job_logs import (
@@ -103,11 +100,9 @@ class SubmitRayJobOperator(BaseOperator):
         "runtime_env",
         "metadata",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {
-        "runtime_env": "json",
-        "cluster": "json",
-        "metadata": "json",
-    }
+    template_fields_renderers: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("runtime_env", "cluster", "metadata"), "json"
+    )
     ui_color = "#d6f5d6"
     #: The model of the job's ``RAYLINE_RESULT``; any JSON object by default.
     result_type: ClassVar[type[BaseModel]] = AnyResult
@@ -166,10 +161,8 @@ class SubmitRayJobOperator(BaseOperator):
         return ClusterManagerHook(self.rayline_conn_id)
 
     def get_hook(self, job_api_url: str | None, cluster_id: str | None = None) -> RayJobHook:
-        """The Ray job hook of one cluster (``ray_conn_id`` when the URL is None).
-
-        With ``cluster_id``, the hook carries the cluster's Ray token from the manager.
-        """
+        """One cluster's Ray job hook (``ray_conn_id`` when the URL is None), with
+        the cluster's Ray token from the manager when ``cluster_id`` is given."""
         token = None
         if cluster_id is not None and job_api_url:
             token = self.cluster_hook.get_cluster_credentials(cluster_id).ray_auth_token

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from rayline.clusters import backends
 from rayline.clusters.api.app import create_app
 from rayline.config import Settings
-from tests.unit.clusters.api.fakes import TOKEN, FakeBackend
+from tests.unit.clusters.api.fakes import TOKEN, FakeBackend, manager_settings
 
 
 @pytest.fixture
@@ -28,15 +28,7 @@ def fake_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeBackend]]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        home=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'meta.db'}",
-        api_token=TOKEN,
-        cluster_backend="fake",
-        max_live_clusters=3,
-        reaper_interval_seconds=3600,  # tests drive the lifecycle by hand
-        unhealthy_grace_seconds=0,
-    )
+    return manager_settings(tmp_path, max_live_clusters=3, unhealthy_grace_seconds=0)
 
 
 @pytest.fixture

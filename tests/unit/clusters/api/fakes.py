@@ -96,6 +96,18 @@ def runtime(client: TestClient) -> ManagerRuntime:
     return value
 
 
+def manager_settings(home: Path, **overrides: Any) -> Settings:
+    """Settings of an in-process manager on SQLite in ``home`` with the fake backend."""
+    values: dict[str, Any] = {
+        "home": home,
+        "database_url": f"sqlite:///{home / 'meta.db'}",
+        "api_token": TOKEN,
+        "cluster_backend": "fake",
+        "reaper_interval_seconds": 3600,  # tests drive the lifecycle and the pools by hand
+    }
+    return Settings(**(values | overrides))
+
+
 def fake_service(home: Path, **overrides: Any) -> tuple[Settings, ClusterService, Engine]:
     """Settings for the fake backend, a migrated SQLite store in ``home`` and its service."""
     settings = Settings(

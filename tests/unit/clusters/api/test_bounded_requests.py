@@ -119,3 +119,46 @@ def test_the_server_limits_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert result.exit_code == 0, result.output
     assert seen["limit_concurrency"] == 7
+
+
+def test_clusters_come_in_pages(client: TestClient) -> None:
+    for name in ("a", "b", "c"):
+        assert client.post("/v1/clusters", json=spec(name=name)).status_code == 202
+
+    first = client.get("/v1/clusters?limit=2").json()
+    rest = client.get("/v1/clusters?limit=2&offset=2").json()
+
+    assert [c["name"] for c in first["data"]] == ["c", "b"]
+    assert [c["name"] for c in rest["data"]] == ["a"]
+    assert client.get("/v1/clusters?limit=100000").status_code == 422
+    assert client.get("/v1/clusters?offset=-1").status_code == 422
+
+
+def test_a_node_needs_at_least_a_fraction_of_a_cpu(client: TestClient) -> None:
+    response = client.post("/v1/clusters", json=spec(worker={"cpus": 0}, worker_count=64))
+
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [["body", "worker", "cpus"]]
+    assert client.post("/v1/clusters", json=spec(worker={"cpus": 0.1})).status_code == 202
+
+
+def test_a_cluster_beyond_what_the_live_ones_leave_is_409(client: TestClient) -> None:
+    # The fake host has 2 cores; with the default overcommit of 4 that is 8 CPUs.
+    assert client.post("/v1/clusters", json=spec(name="a", head={"cpus": 5})).status_code == 202
+
+    refused = client.post("/v1/clusters", json=spec(name="b", head={"cpus": 4}))
+    fits = client.post("/v1/clusters", json=spec(name="c", head={"cpus": 3}))
+
+    assert refused.status_code == 409
+    assert "already hold 5 of the 8" in refused.json()["detail"]
+    assert fits.status_code == 202
+
+
+def test_deleted_clusters_give_their_resources_back(client: TestClient) -> None:
+    first = client.post("/v1/clusters", json=spec(name="a", head={"cpus": 8})).json()
+    assert client.post("/v1/clusters", json=spec(name="b")).status_code == 409
+
+    client.delete(f"/v1/clusters/{first['id']}")
+    wait_state(client, first["id"], "TERMINATED")
+
+    assert client.post("/v1/clusters", json=spec(name="b")).status_code == 202

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from rayline.clusters.api.deps import Authorized, RuntimeDep
+from rayline.clusters.api.deps import Authorized, LongPollsDep, RuntimeDep, WaiterDep
 from rayline.clusters.api.views import cluster_public, event_public, parse_labels
 from rayline.clusters.schemas import (
     ClusterCreate,
@@ -64,11 +64,12 @@ def list_clusters(
     purpose: Purpose | None = None,
     state: ClusterState | None = None,
     label: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size")] = 200,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="clusters to skip")] = 0,
 ) -> ClustersPublic:
-    """List clusters, newest first."""
+    """List clusters, newest first, one page at a time."""
     rows = runtime.service.list_clusters(
-        purpose=purpose, state=state, labels=parse_labels(label), limit=limit
+        purpose=purpose, state=state, labels=parse_labels(label), limit=limit, offset=offset
     )
     return ClustersPublic(data=[cluster_public(c) for c in rows], count=len(rows))
 
@@ -124,13 +125,19 @@ def delete_cluster(cluster_id: ClusterId, runtime: RuntimeDep) -> ClusterPublic:
 
 
 @router.post("/{cluster_id}/wait", response_model=ClusterPublic)
-def wait_for_cluster(
+async def wait_for_cluster(
     cluster_id: ClusterId,
-    runtime: RuntimeDep,
+    polls: LongPollsDep,
+    waiter: WaiterDep,
     state: ClusterState = ClusterState.READY,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 30.0,
 ) -> ClusterPublic:
-    """Long-poll: answer once the cluster is in `state`, has ended, or `timeout` passed."""
+    """Long-poll: answer once the cluster is in `state`, has ended, or `timeout` passed.
+
+    Waits on the event loop, not a worker thread; a client may hold only a few at
+    once (429 beyond, RAYLINE_API_MAX_WAITS_PER_CLIENT).
+    """
     if state == ClusterState.PENDING:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "cannot wait for PENDING")
-    return cluster_public(runtime.service.wait_for(cluster_id, state, timeout))
+    with polls.slot(waiter):
+        return cluster_public(await polls.wait_for(cluster_id, state, timeout))
