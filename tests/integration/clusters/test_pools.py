@@ -70,7 +70,12 @@ def test_eight_concurrent_creates_each_get_a_distinct_cluster(
     manager_factory: Callable[..., ManagerProcess],
 ) -> None:
     manager = manager_factory(
-        pool="training:2", pool_refill_delay_seconds="3600", max_live_clusters="12"
+        pool="training:2",
+        pool_refill_delay_seconds="3600",
+        max_live_clusters="12",
+        # Ten 2-CPU clusters live at once (8 + 2 warm): room for them beside each other,
+        # which the summed-capacity check would refuse (409) on a 2-core host.
+        cpu_overcommit="16",
     )
     client = manager.client()
     warm = {c.id for c in wait_pooled(client, 2, but=set())}

@@ -39,6 +39,8 @@ def pooled_replicas(zookeeper: ZooKeeper, fresh_pg_url: URL, tmp_path: Path) -> 
         pool="training:2",
         pool_refill_delay_seconds="3600",  # no refill during the test: two warm ones only
         max_live_clusters="12",
+        # Ten 2-CPU clusters live at once: room beside each other on a 2-core host.
+        cpu_overcommit="16",
     )
 
 
