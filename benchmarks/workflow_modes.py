@@ -111,12 +111,19 @@ def split(triggered: datetime, steps: list[WorkflowStep], last: str) -> RunFigur
 
 
 def pool_filling(client: ClusterManagerClient) -> bool | None:
-    """True while a pooled cluster is still starting; None when the manager has no pools."""
-    clusters = [c.model_dump() for c in client.list_clusters(limit=500).data]
-    pooled = [c for c in clusters if c.get("pool") and c.get("pooled", True)]
-    if not pooled and not any("pool" in c for c in clusters):
+    """True while the pools are not full yet; None when the manager has no pools.
+
+    A cluster keeps its ``pool`` after a request adopted it (the audit trail), so
+    only never-adopted ones count: full means at least one is warm (POOLED) and
+    none is still starting (PENDING or PROVISIONING).
+    """
+    clusters = client.list_clusters(limit=500).data
+    spares = [c for c in clusters if c.pool and c.adopted_at is None]
+    if not any(c.pool for c in clusters):
         return None
-    return not pooled or any(str(c.get("state")) != "READY" for c in pooled)
+    warm = [c for c in spares if c.state == "POOLED"]
+    starting = [c for c in spares if c.state in ("PENDING", "PROVISIONING")]
+    return not warm or bool(starting)
 
 
 def wait_for_pools(client: ClusterManagerClient, timeout: float) -> float:
