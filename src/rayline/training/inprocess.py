@@ -102,8 +102,14 @@ def train_in_process(
         train,
         validation,
         model_path,
+        # Every iteration reaches the tracker (the whole curve); the log shows
+        # every checkpoint_every-th.
         lambda iteration, metrics: report_iteration(
-            spec.framework, iteration, metrics, on_iteration
+            spec.framework,
+            iteration,
+            metrics,
+            on_iteration,
+            show=iteration % spec.checkpoint_every == 0,
         ),
     )
     log(f"trained in {time.monotonic() - started:.1f} s")
@@ -126,10 +132,14 @@ def report_iteration(
     iteration: int,
     metrics: dict[str, float],
     also: IterationCallback | None = None,
+    *,
+    show: bool = True,
 ) -> None:
-    """Log one iteration's metrics, then hand them to ``also`` (a tracking hook), if any."""
-    shown = ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
-    log(f"{framework}: iteration {iteration}" + (f": {shown}" if shown else ""))
+    """Log one iteration's metrics (when ``show``), then hand them to ``also`` (a
+    tracking hook), if any."""
+    if show:
+        shown = ", ".join(f"{name} {value:.4g}" for name, value in sorted(metrics.items()))
+        log(f"{framework}: iteration {iteration}" + (f": {shown}" if shown else ""))
     if also is not None:
         also(iteration, metrics)
 

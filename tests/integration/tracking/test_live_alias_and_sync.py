@@ -157,7 +157,7 @@ def _train_while_mlflow_stops(
         "task": "classification",
         "framework": "xgboost",
         "hyperparameters": {"num_boost_round": 8, "max_depth": 2},
-        "checkpoint_every": 1,  # in process, rounds reach the tracker this often
+        "checkpoint_every": 1,  # a log line per round, to see where the outage fell
     }
     capsys.readouterr()
     started = time.monotonic()

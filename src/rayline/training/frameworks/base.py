@@ -145,7 +145,7 @@ class Framework(abc.ABC):
             train: The training rows (targets encoded).
             validation: The validation rows, for the per-iteration metrics.
             model_path: Where to save the model file (the format :meth:`load` reads).
-            on_iteration: Called every ``checkpoint_every`` rounds or epochs and at the end.
+            on_iteration: Called after every round or epoch (the loss curve).
 
         Returns:
             The rounds or epochs trained (``iterations`` in the lineage).

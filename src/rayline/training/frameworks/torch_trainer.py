@@ -240,9 +240,7 @@ def _fit_local(
             loss.backward()
             optimizer.step()
             total += float(loss) * len(rows)
-        done = epoch + 1
-        if done % config.checkpoint_every == 0 or done == epochs:
-            on_iteration(done, {"train-loss": total / max(len(x), 1)})
+        on_iteration(epoch + 1, {"train-loss": total / max(len(x), 1)})  # every epoch
     torch.save(_model_state(model, optimizer, epochs, config), model_path)
     return epochs
 

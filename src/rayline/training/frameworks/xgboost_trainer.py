@@ -258,7 +258,7 @@ class XGBoostFramework(Framework):
             dtrain,
             num_boost_round=total,
             evals=[(dtrain, "train"), (dvalid, "validation")],
-            callbacks=[_Progress(every=config.checkpoint_every, on_iteration=on_iteration)],
+            callbacks=[_Progress(every=1, on_iteration=on_iteration)],  # the whole curve
             verbose_eval=False,
         )
         booster.save_model(str(model_path))
