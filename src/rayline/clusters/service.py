@@ -392,4 +392,3 @@ class ClusterService:
         """What serving clusters back (deployments, endpoints), for the serving reaper."""
         with self.reading() as session:
             return serving_homes.serving_use(session)
-
